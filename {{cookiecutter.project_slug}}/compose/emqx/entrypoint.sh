@@ -5,6 +5,8 @@
 set -eu
 
 BOOTSTRAP_FILE="${EMQX_BOOTSTRAP_USERS_FILE:-/opt/emqx/data/bootstrap_users.json}"
+# The entrypoint of the emqx/emqx image (deploy/docker/Dockerfile in the EMQX repository).
+IMAGE_ENTRYPOINT="${EMQX_IMAGE_ENTRYPOINT:-/usr/bin/docker-entrypoint.sh}"
 
 fail() {
     echo "emqx entrypoint: $*" >&2
@@ -53,4 +55,4 @@ echo "emqx entrypoint: wrote bootstrap users $ROOT_USER (superuser), $HANDLER_US
 if [ "$#" -eq 0 ]; then
     set -- /opt/emqx/bin/emqx foreground
 fi
-exec /usr/bin/docker-entrypoint.sh "$@"
+exec "$IMAGE_ENTRYPOINT" "$@"

@@ -1,0 +1,55 @@
+"""Bake the default answers and run the generated project's own `make install` and `make test`, as a
+user would, against the PostgreSQL, Redis and MQTT broker the environment points at (by default the
+services on 127.0.0.1 named in the generated tests/test.env)."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+# Installing the pinned dependencies and running a suite against real services takes minutes, not seconds.
+INSTALL_TIMEOUT_SECONDS = 1800
+TEST_TIMEOUT_SECONDS = 1800
+
+
+def project_env() -> dict[str, str]:
+    """The caller's environment (so POSTGRES_HOST etc. can point elsewhere), minus this suite's own venv."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    # Reuse one wheel cache across bakes and runs instead of downloading the dependencies every time.
+    env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
+    return env
+
+
+def run_make(project: Path, target: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", target],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def tail(result: subprocess.CompletedProcess[str], chars: int = 6000) -> str:
+    return f"--- stdout ---\n{result.stdout[-chars:]}\n--- stderr ---\n{result.stderr[-chars:]}"
+
+
+def test_generated_project_installs_and_passes_its_own_suite(cookies) -> None:
+    result = cookies.bake()
+    assert result.exit_code == 0, result.exception
+    project = Path(result.project_path)
+
+    install = run_make(project, "install", INSTALL_TIMEOUT_SECONDS)
+    assert install.returncode == 0, tail(install)
+    assert (project / ".venv/bin/pytest").exists()
+
+    suite = run_make(project, "test", TEST_TIMEOUT_SECONDS)
+    assert suite.returncode == 0, tail(suite)
+    passed = re.search(r"\b(\d+) passed\b", suite.stdout)
+    assert passed, tail(suite)
+    assert int(passed.group(1)) > 0
+    assert not re.search(r"\b\d+ (failed|errors?)\b", suite.stdout), tail(suite)
