@@ -1,0 +1,1 @@
+"""Devices: MQTT identities with EMQX-compatible password hashes, their events, admin and provisioning."""

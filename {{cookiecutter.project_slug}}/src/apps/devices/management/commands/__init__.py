@@ -1,0 +1,1 @@
+"""Device provisioning commands."""

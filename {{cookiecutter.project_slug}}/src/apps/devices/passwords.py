@@ -1,0 +1,116 @@
+"""Device password hashes in exactly the formats EMQX 5.8 checks against PostgreSQL.
+
+The algorithm and its parameters come from `password_scheme` (written from the template answers), the same
+source the EMQX authentication config is derived from, so Django and the broker always agree.
+- sha256: lower-case hex of sha256(password + salt) (salt as suffix; the salt's raw UTF-8 bytes, never decoded)
+- pbkdf2: hex of pbkdf2_hmac(mac, password, salt bytes, iterations, dk_length)
+- bcrypt: the `$2b$...` string itself; EMQX ignores the salt column, which stays "" (never NULL)
+"""
+
+import hashlib
+import hmac
+import secrets
+
+import bcrypt
+from django.core.exceptions import ValidationError
+
+from apps.devices import password_scheme as scheme
+
+MIN_PASSWORD_LENGTH = 16
+BCRYPT_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5 refuses) anything longer
+SALT_BYTES = 16
+SIMPLE_ALGORITHMS = ("md5", "sha", "sha256", "sha512")
+_HASHLIB_NAMES = {"md5": "md5", "sha": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
+                  "sha512": "sha512"}
+
+
+def salted_digest(password: str, salt: str, algorithm: str = "sha256", salt_position: str = "suffix") -> str:
+    """EMQX's simple hashes: hex digest of salt+password (prefix), password+salt (suffix) or password (disable)."""
+    if algorithm not in SIMPLE_ALGORITHMS:
+        raise ValueError(f"Unsupported simple hash algorithm {algorithm!r}; expected one of {SIMPLE_ALGORITHMS}.")
+    if salt_position == "prefix":
+        material = salt + password
+    elif salt_position == "suffix":
+        material = password + salt
+    elif salt_position == "disable":
+        material = password
+    else:
+        raise ValueError(f"Unsupported salt position {salt_position!r}; expected prefix, suffix or disable.")
+    return hashlib.new(_HASHLIB_NAMES[algorithm], material.encode("utf-8")).hexdigest()
+
+
+def pbkdf2_digest(password: str, salt: str, mac: str, iterations: int, dk_length: int | None) -> str:
+    """EMQX's pbkdf2: hex of PBKDF2-HMAC(mac) over the password with the salt's raw UTF-8 bytes."""
+    return hashlib.pbkdf2_hmac(
+        _HASHLIB_NAMES[mac], password.encode("utf-8"), salt.encode("utf-8"), iterations, dk_length
+    ).hex()
+
+
+def bcrypt_hash(password: str, rounds: int) -> str:
+    encoded = password.encode("utf-8")
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        raise ValueError(f"bcrypt accepts at most {BCRYPT_MAX_BYTES} bytes of password.")
+    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds=rounds)).decode("ascii")
+
+
+def bcrypt_check(password: str, password_hash: str) -> bool:
+    encoded = password.encode("utf-8")
+    if len(encoded) > BCRYPT_MAX_BYTES or not password_hash.startswith("$2"):
+        return False
+    try:
+        return bcrypt.checkpw(encoded, password_hash.encode("ascii"))
+    except ValueError:  # a malformed stored hash is a failed check, not a crash
+        return False
+
+
+def new_salt() -> str:
+    """A random hex salt: ASCII, so its UTF-8 bytes are what EMQX hashes."""
+    return secrets.token_hex(SALT_BYTES)
+
+
+def _configured_digest(raw: str, salt: str) -> str:
+    if scheme.ALGORITHM == "sha256":
+        return salted_digest(raw, salt, "sha256", scheme.SALT_POSITION)
+    if scheme.ALGORITHM == "pbkdf2":
+        return pbkdf2_digest(raw, salt, scheme.PBKDF2_MAC, scheme.PBKDF2_ITERATIONS, scheme.PBKDF2_DK_LENGTH)
+    raise ValueError(f"Unknown device password algorithm {scheme.ALGORITHM!r}.")
+
+
+def hash_password(raw: str) -> tuple[str, str]:
+    """Hash a device password with the configured scheme; returns (password_hash, salt)."""
+    if scheme.ALGORITHM == "bcrypt":
+        return bcrypt_hash(raw, scheme.BCRYPT_ROUNDS), ""
+    salt = new_salt()
+    return _configured_digest(raw, salt), salt
+
+
+def verify_password(raw: str, password_hash: str, salt: str) -> bool:
+    """Check a password the way EMQX does, comparing in constant time."""
+    if not password_hash:
+        return False
+    if scheme.ALGORITHM == "bcrypt":
+        return bcrypt_check(raw, password_hash)
+    expected = _configured_digest(raw, salt or "")
+    # EMQX compares hex case-insensitively.
+    return hmac.compare_digest(expected.encode("ascii"), password_hash.lower().encode("ascii", "replace"))
+
+
+def generate_device_password() -> str:
+    """A fresh random password: 24 random bytes (192 bits), URL-safe, 32 characters."""
+    return secrets.token_urlsafe(24)
+
+
+def validate_device_password(raw: str) -> None:
+    """Refuse a human-chosen password that is too short, or too long for bcrypt."""
+    if len(raw) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            "A device password needs at least %(min)d characters (this one has %(length)d).",
+            code="password_too_short",
+            params={"min": MIN_PASSWORD_LENGTH, "length": len(raw)},
+        )
+    if scheme.ALGORITHM == "bcrypt" and len(raw.encode("utf-8")) > BCRYPT_MAX_BYTES:
+        raise ValidationError(
+            "With bcrypt a device password can be at most %(max)d bytes long.",
+            code="password_too_long",
+            params={"max": BCRYPT_MAX_BYTES},
+        )

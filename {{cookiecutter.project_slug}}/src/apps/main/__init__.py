@@ -1,0 +1,1 @@
+"""Index page, health check and the example background task."""

@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from apps.main.health import run_checks
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "main/index.html", {"project_name": settings.PROJECT_NAME})
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when every dependency answers, 503 otherwise, so load balancers and compose can act on it."""
+    healthy, checks = run_checks()
+    return JsonResponse(
+        {"status": "ok" if healthy else "degraded", "checks": checks},
+        status=200 if healthy else 503,
+    )

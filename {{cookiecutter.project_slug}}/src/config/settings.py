@@ -1,0 +1,240 @@
+"""Django settings for {{ cookiecutter.project_name }}.
+
+Every value comes from the environment with a local-friendly default. Values are read from the file named by
+DJANGO_ENV_FILE (relative to the project root) or else from <project root>/.env; real environment variables win.
+"""
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import quote
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.secret_key import check_production_secret_key
+
+SRC_DIR = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = SRC_DIR.parent
+PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
+PROJECT_NAME = {{ cookiecutter.project_name | tojson }}
+
+env = environ.Env()
+
+_env_file_name = os.environ.get("DJANGO_ENV_FILE", "")
+if _env_file_name:
+    ENV_FILE = PROJECT_ROOT / _env_file_name
+    if not ENV_FILE.is_file():
+        raise ImproperlyConfigured(f"DJANGO_ENV_FILE points at {ENV_FILE}, which does not exist.")
+else:
+    ENV_FILE = PROJECT_ROOT / ".env"
+if ENV_FILE.is_file():
+    # overwrite=False: a variable already in the real environment keeps its value.
+    env.read_env(ENV_FILE, overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not DEBUG:
+    check_production_secret_key(SECRET_KEY, PROJECT_ROOT / ".env.example")
+elif not SECRET_KEY:
+    # Development only: a per-process key, so nothing secret is ever written in the code.
+    SECRET_KEY = "dev-only-" + os.urandom(32).hex()
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",  # first: its runserver serves ASGI (HTTP and WebSocket) in development
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_celery_beat",
+    "apps.main",
+    "apps.devices",
+    "apps.mqtt_service",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database (PostgreSQL through psycopg 3) ----------------------------------------------------------------
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": env.str("POSTGRES_DB", default=PROJECT_SLUG),
+        "USER": env.str("POSTGRES_USER", default=PROJECT_SLUG),
+        "PASSWORD": env.str("POSTGRES_PASSWORD", default=""),
+        "HOST": env.str("POSTGRES_HOST", default="127.0.0.1"),
+        "PORT": env.int("POSTGRES_PORT", default=5432),
+        # Under ASGI each request may run in a fresh thread; persistent connections are opt-in.
+        "CONN_MAX_AGE": env.int("POSTGRES_CONN_MAX_AGE", default=0),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": env.int("POSTGRES_CONNECT_TIMEOUT", default=5)},
+    }
+}
+
+# --- Redis: one server, one logical database per job ---------------------------------------------------------
+REDIS_HOST = env.str("REDIS_HOST", default="127.0.0.1")
+REDIS_PORT = env.int("REDIS_PORT", default=6379)
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+
+
+def redis_url(db: int) -> str:
+    """URL of one Redis logical database, with the password (URL-quoted) when one is set."""
+    auth = f":{quote(REDIS_PASSWORD, safe='')}@" if REDIS_PASSWORD else ""
+    return f"redis://{auth}{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+REDIS_CACHE_URL = redis_url(0)
+REDIS_CELERY_BROKER_URL = redis_url(1)
+REDIS_CELERY_RESULTS_URL = redis_url(2)
+REDIS_CHANNEL_LAYER_URL = redis_url(3)
+REDIS_PUBLISH_QUEUE_URL = redis_url(4)
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CACHE_URL,
+        "KEY_PREFIX": PROJECT_SLUG,
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": REDIS_CHANNEL_LAYER_URL}],
+            # A distinct prefix keeps two projects (or two test runs) on one Redis apart.
+            "prefix": env.str("CHANNEL_LAYER_PREFIX", default=f"{PROJECT_SLUG}:ws:"),
+        },
+    }
+}
+
+# --- Celery -------------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = REDIS_CELERY_RESULTS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- MQTT ---------------------------------------------------------------------------------------------------
+MQTT_ROOT_USERNAME = env.str("MQTT_ROOT_USERNAME", default="admin")
+MQTT = {
+    "host": env.str("MQTT_BROKER_HOST", default="127.0.0.1"),
+    "port": env.int("MQTT_BROKER_PORT", default=1883),
+    "handler_username": env.str("MQTT_HANDLER_USERNAME", default="svc_handler"),
+    "handler_password": env.str("MQTT_HANDLER_PASSWORD", default=""),
+    "publisher_username": env.str("MQTT_PUBLISHER_USERNAME", default="svc_publisher"),
+    "publisher_password": env.str("MQTT_PUBLISHER_PASSWORD", default=""),
+    # Empty means "derive one per process": <slug>-<role>-<hostname> (see client_id_prefix and hostname).
+    "client_id": env.str("MQTT_CLIENT_ID", default=""),
+    "client_id_prefix": PROJECT_SLUG,
+    "hostname": socket.gethostname(),
+    "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default="mqtt:publish_queue"),
+}
+
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+
+# --- Auth ---------------------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# --- Internationalisation -----------------------------------------------------------------------------------
+LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default="{{ cookiecutter.language_code }}")
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="{{ cookiecutter.timezone }}")
+USE_I18N = True
+USE_TZ = True
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- Static files (served by WhiteNoise, also under ASGI) ----------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = PROJECT_ROOT / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+# A file missing from the manifest (collectstatic not run yet) is served unhashed instead of a 500.
+WHITENOISE_MANIFEST_STRICT = False
+
+# --- Security (production defaults switch on with DJANGO_DEBUG=False; each can be overridden) ----------------
+_production = not DEBUG
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=_production)
+# The container health check talks plain HTTP to the app itself.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if _production else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_production)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=_production)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=_production)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+# Trust X-Forwarded-Proto only behind a TLS-terminating proxy that always sets it.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging: everything to stdout, where containers and process managers collect it ---------------------------
+LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"},
+    },
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,1 @@
+"""Live events to browsers over WebSocket (Django Channels)."""

@@ -1,0 +1,1 @@
+"""Helpers for sending to WebSocket clients from anywhere in the backend."""
