@@ -1,0 +1,41 @@
+"""Write every file derived from the answers into the generated project, deterministically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from answers import Answers
+from derive_acl import acl_conf
+from derive_compose import app_compose, infra_compose
+from derive_python_modules import password_scheme_source, topology_source
+
+COMPOSE_HEADER = "# Generated from the template answers: regenerate (cruft update) rather than edit.\n"
+
+
+class _ComposeDumper(yaml.SafeDumper):
+    """SafeDumper that indents lists under their key, as compose files are usually written."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
+        return super().increase_indent(flow, False)
+
+
+def compose_yaml(data: dict[str, Any]) -> str:
+    # width: long EMQX config strings stay on one line instead of being folded.
+    body = yaml.dump(data, Dumper=_ComposeDumper, sort_keys=False, width=100000, allow_unicode=False)
+    return COMPOSE_HEADER + body
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def write_derived_files(project: Path, answers: Answers) -> None:
+    _write(project / "docker-compose.infra.yml", compose_yaml(infra_compose(answers)))
+    _write(project / "docker-compose.app.yml", compose_yaml(app_compose(answers)))
+    _write(project / "compose/emqx/acl.conf", acl_conf(answers))
+    _write(project / "src/apps/mqtt_service/topology.py", topology_source(answers))
+    _write(project / "src/apps/devices/password_scheme.py", password_scheme_source(answers))

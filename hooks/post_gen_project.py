@@ -1,0 +1,64 @@
+"""Derive every structured config from the answers, prune what is turned off, write .env, say what next.
+
+Runs with the generated project as its working directory.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+# The whole answer set, rendered by cookiecutter as a JSON string literal (safe whatever the answers hold).
+CONTEXT = json.loads({{ cookiecutter | jsonify | jsonify }})  # noqa: F821
+
+
+def template_hooks_dir() -> Path:
+    """The template's hooks/ folder: cookiecutter runs a rendered copy of this file from a temp dir."""
+    repo = Path(CONTEXT["_repo_dir"])
+    if repo.is_absolute():
+        candidates = [repo]
+    else:
+        # cookiecutter runs hooks while its own working directory is the template (Linux exposes it),
+        # and a relative template path was given relative to the shell's directory.
+        candidates = [Path(f"/proc/{os.getppid()}/cwd"), Path(os.environ.get("PWD", os.getcwd())) / repo]
+    for candidate in candidates:
+        if (candidate / "hooks" / "answers.py").is_file():
+            return (candidate / "hooks").resolve()
+    sys.exit(f"Cannot find the template's hooks folder (template: {repo}); run cookiecutter with its full path.")
+
+
+sys.dont_write_bytecode = True  # keep the template checkout free of __pycache__
+sys.path.insert(0, str(template_hooks_dir()))
+
+from answers import AnswerError, build_answers  # noqa: E402
+from generate_files import write_derived_files  # noqa: E402
+from prune import prune  # noqa: E402
+from write_env import write_env  # noqa: E402
+
+
+def next_steps(slug: str) -> str:
+    return (
+        f"\nGenerated {slug}/ with fresh secrets in {slug}/.env. Next:\n"
+        f"  cd {slug}\n"
+        "  make install      # native .venv with the pinned dependencies\n"
+        "  make run_infra    # postgres, redis, emqx\n"
+        "  make run_app      # django-app, MQTT handler/publisher, celery\n"
+    )
+
+
+def main() -> int:
+    try:
+        answers = build_answers(CONTEXT)
+    except AnswerError as error:
+        print(error, file=sys.stderr)
+        return 1
+    project = Path.cwd()
+    prune(project, answers)
+    write_derived_files(project, answers)
+    write_env(project, answers.use_flower)
+    print(next_steps(answers.project_slug))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
