@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 HADOLINT = Path(sys.executable).with_name("hadolint")
 SHELL_SCRIPTS = (
     "compose/django/entrypoint.sh",
@@ -25,7 +26,7 @@ SHELL_SCRIPTS = (
 
 
 def bake(cookies, **answers) -> Path:
-    result = cookies.bake(extra_context=answers)
+    result = cookies.bake(extra_context=answers, template=str(TEMPLATE_DIR))
     assert result.exit_code == 0, result.exception
     return Path(result.project_path)
 

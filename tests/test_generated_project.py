@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 # Installing the pinned dependencies and running a suite against real services takes minutes, not seconds.
 INSTALL_TIMEOUT_SECONDS = 1800
 TEST_TIMEOUT_SECONDS = 1800
@@ -39,7 +40,7 @@ def tail(result: subprocess.CompletedProcess[str], chars: int = 6000) -> str:
 
 
 def test_generated_project_installs_and_passes_its_own_suite(cookies) -> None:
-    result = cookies.bake()
+    result = cookies.bake(template=str(TEMPLATE_DIR))
     assert result.exit_code == 0, result.exception
     project = Path(result.project_path)
 
