@@ -1,0 +1,372 @@
+"""Bake the defaults, each answer varied one at a time and the pairs that interact; every bake must be
+a clean, consistent project: rendered, compiling, lint-clean, loadable by Compose, Erlang and HOCON, and
+with the ACL, compose services and Django topic module all saying the same thing."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emqx_acl import read_acl
+from pyhocon import ConfigFactory
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "other_name": {"project_name": "Smart Farm"},
+    "device_prefix": {"device_topic_prefix": "telemetry"},
+    "command_prefix": {"command_topic_prefix": "cmd"},
+    "kinds": {"device_message_kinds": "metrics, alarm,heartbeat"},
+    "single_kind": {"device_message_kinds": "status"},
+    "group": {"shared_subscription_group": "workers"},
+    "ingest_qos_0": {"ingest_qos": 0},
+    "ingest_qos_2": {"ingest_qos": 2},
+    "command_qos_0": {"command_qos": 0},
+    "command_qos_2": {"command_qos": 2},
+    "handler_replicas_3": {"mqtt_handler_replicas": 3},
+    "publisher_replicas_2": {"mqtt_publisher_replicas": 2},
+    "hash_pbkdf2": {"device_password_hash": "pbkdf2"},
+    "hash_bcrypt": {"device_password_hash": "bcrypt"},
+    "no_flower": {"use_flower": False},
+    "exposed_ports": {"expose_infra_ports": True},
+    "timezone": {"timezone": "Asia/Tashkent", "language_code": "uz"},
+    # Pairs that interact.
+    "replicas_without_flower": {"mqtt_handler_replicas": 3, "mqtt_publisher_replicas": 2, "use_flower": False},
+    "custom_kinds_pbkdf2": {
+        "device_topic_prefix": "telemetry",
+        "device_message_kinds": "metrics,alarm",
+        "device_password_hash": "pbkdf2",
+    },
+    # Answers typed on the command line arrive as strings.
+    "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
+}
+
+DEFAULTS = {
+    "project_slug": "iot_backend",
+    "device_topic_prefix": "from_device",
+    "command_topic_prefix": "to_device",
+    "device_message_kinds": "status,event",
+    "shared_subscription_group": "handlers",
+    "ingest_qos": 1,
+    "command_qos": 1,
+    "mqtt_handler_replicas": 1,
+    "mqtt_publisher_replicas": 1,
+    "device_password_hash": "sha256",
+    "use_flower": True,
+    "expose_infra_ports": False,
+}
+SLUGS = {"other_name": "smart_farm"}
+SECRETS = (
+    "DJANGO_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "MQTT_ROOT_PASSWORD",
+    "MQTT_HANDLER_PASSWORD",
+    "MQTT_PUBLISHER_PASSWORD",
+    "EMQX_NODE_COOKIE",
+)
+# A cookiecutter expression or block that survived rendering (Django's own {% %} tags are expected).
+UNRENDERED = re.compile(r"\{[{%#]-?\s*(?:cookiecutter\b|raw\b|endraw\b)|cookiecutter\.(?!json\b)[a-z_]+")
+PRESENCE = ("$SYS/brokers/+/clients/+/connected", "$SYS/brokers/+/clients/+/disconnected")
+
+
+def expected(variant: str) -> dict[str, Any]:
+    """The normalized answers a variant stands for."""
+    values = {**DEFAULTS, **VARIANTS[variant]}
+    values["project_slug"] = SLUGS.get(variant, DEFAULTS["project_slug"])
+    values["kinds"] = tuple(kind.strip() for kind in values["device_message_kinds"].split(","))
+    for name in ("ingest_qos", "command_qos", "mqtt_handler_replicas", "mqtt_publisher_replicas"):
+        values[name] = int(values[name])
+    return values
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def baked(request: pytest.FixtureRequest, bake_project) -> tuple[str, Path]:
+    return request.param, bake_project(VARIANTS[request.param])
+
+
+def text_files(project: Path) -> list[Path]:
+    files = []
+    for path in sorted(project.rglob("*")):
+        if path.is_file():
+            try:
+                path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
+            files.append(path)
+    return files
+
+
+def module_constants(path: Path) -> dict[str, Any]:
+    values = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
+    """The file as Docker Compose loads it: validated, with .env interpolated."""
+    result = subprocess.run(
+        [str(tools.docker_compose), "-f", name, "config", "--format", "json"],
+        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.lstrip().startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    return values
+
+
+def test_no_unrendered_cookiecutter_tag(baked) -> None:
+    _, project = baked
+    leftovers = [
+        f"{path.relative_to(project)}: {match.group(0)}"
+        for path in text_files(project)
+        for match in UNRENDERED.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert not leftovers
+    assert not [p for p in project.rglob("*") if "cookiecutter" in p.name], "unrendered path name"
+
+
+def test_python_compiles_and_passes_ruff(baked, tools) -> None:
+    _, project = baked
+    sources = sorted(project.rglob("*.py"))
+    assert sources
+    for source in sources:
+        compile(source.read_text(encoding="utf-8"), str(source), "exec")
+    lint = subprocess.run(
+        [str(tools.ruff), "check", "--no-cache", "."],
+        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("compose_file", ["docker-compose.infra.yml", "docker-compose.app.yml"])
+def test_compose_file_passes_docker_compose_config(baked, tools, compose_file: str) -> None:
+    _, project = baked
+    check = subprocess.run(
+        [str(tools.docker_compose), "-f", compose_file, "config", "--quiet"],
+        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_acl_parses_with_erlang(baked, tools) -> None:
+    _, project = baked
+    check = subprocess.run(
+        [str(tools.erl), "-noshell", "-eval", '{ok, _} = file:consult("compose/emqx/acl.conf"), halt().'],
+        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    lines = [line for line in (project / "compose/emqx/acl.conf").read_text().splitlines() if line.strip()]
+    assert all(line.startswith("%%") or line.endswith(".") for line in lines), "one rule per line"
+    assert lines[-1] == "{deny, all}."
+
+
+def test_emqx_config_parses_as_hocon_and_follows_the_answers(baked, tools) -> None:
+    variant, project = baked
+    want = expected(variant)
+    emqx = compose_config(tools, project, "docker-compose.infra.yml")["services"]["emqx"]["environment"]
+    env = read_env(project / ".env")
+    # Compose's output keeps a literal $ escaped as $$; EMQX receives a single $.
+    auth = ConfigFactory.parse_string("chain = " + emqx["EMQX_AUTHENTICATION"].replace("$$", "$"))["chain"]
+    authz = ConfigFactory.parse_string(emqx["EMQX_AUTHORIZATION"].replace("$$", "$"))
+
+    builtin, postgres = auth
+    assert (builtin["mechanism"], builtin["backend"]) == ("password_based", "built_in_database")
+    assert builtin["bootstrap_file"] == "/opt/emqx/data/bootstrap_users.json"
+    assert builtin["bootstrap_type"] == "plain"
+    assert (postgres["mechanism"], postgres["backend"], postgres["server"]) == (
+        "password_based", "postgresql", "postgres:5432",
+    )
+    assert postgres["query"] == (
+        "SELECT password_hash, salt, false AS is_superuser FROM devices_device "
+        "WHERE username = ${username} AND is_active LIMIT 1"
+    )
+    assert postgres["password"] == env["POSTGRES_PASSWORD"]
+    assert (postgres["database"], postgres["username"]) == (env["POSTGRES_DB"], env["POSTGRES_USER"])
+
+    scheme = module_constants(project / "src/apps/devices/password_scheme.py")
+    algorithm = postgres["password_hash_algorithm"]
+    assert scheme["ALGORITHM"] == want["device_password_hash"] == algorithm["name"]
+    if scheme["ALGORITHM"] == "pbkdf2":
+        assert (algorithm["mac_fun"], algorithm["iterations"], algorithm["dk_length"]) == (
+            scheme["PBKDF2_MAC"], scheme["PBKDF2_ITERATIONS"], scheme["PBKDF2_DK_LENGTH"],
+        ) == ("sha256", 10000, 32)
+    elif scheme["ALGORITHM"] == "sha256":
+        assert algorithm["salt_position"] == scheme["SALT_POSITION"] == "suffix"
+    else:
+        assert set(algorithm) == {"name"}
+
+    assert (authz["no_match"], authz["deny_action"]) == ("deny", "disconnect")
+    assert [(s["type"], s["path"]) for s in authz["sources"]] == [("file", "/opt/emqx/etc/acl.conf")]
+    assert emqx["EMQX_LISTENERS__TCP__DEFAULT__ENABLE_AUTHN"] == "quick_deny_anonymous"
+    assert emqx["EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY"] == "hash_clientid"
+    assert emqx["EMQX_NODE__COOKIE"] == env["EMQX_NODE_COOKIE"]
+    assert emqx["EMQX_DASHBOARD__DEFAULT_PASSWORD"] == env["MQTT_ROOT_PASSWORD"]
+
+
+def test_replica_services_match_the_answers(baked, tools) -> None:
+    variant, project = baked
+    want = expected(variant)
+    services = compose_config(tools, project, "docker-compose.app.yml")["services"]
+    slug = want["project_slug"]
+    for role, count in (("handler", want["mqtt_handler_replicas"]), ("publisher", want["mqtt_publisher_replicas"])):
+        names = sorted((n for n in services if n.startswith(f"mqtt-{role}-")), key=lambda n: int(n.split("-")[-1]))
+        assert names == [f"mqtt-{role}-{i}" for i in range(1, count + 1)]
+        for name in names:
+            service = services[name]
+            assert service["container_name"] == name
+            assert service["environment"]["MQTT_CLIENT_ID"] == f"{slug}-{name}"
+            assert service["command"] == [f"/app/compose/django/start-mqtt-{role}.sh"]
+            assert service["depends_on"]["django-app"]["condition"] == "service_healthy"
+    client_ids = [s["environment"].get("MQTT_CLIENT_ID") for s in services.values()]
+    client_ids = [c for c in client_ids if c]
+    assert len(client_ids) == len(set(client_ids))
+    expected_services = {"django-app", "celery-worker", "celery-beat"} | ({"flower"} if want["use_flower"] else set())
+    assert expected_services <= set(services)
+    assert ("flower" in services) == want["use_flower"]
+    for service in services.values():
+        assert service["environment"]["POSTGRES_HOST"] == "postgres"
+        assert service["environment"]["REDIS_HOST"] == "redis"
+        assert service["environment"]["MQTT_BROKER_HOST"] == "emqx"
+        assert "my_shared_network" in service["networks"]
+    assert services["django-app"]["container_name"] == "django-app"
+    assert "/health/" in " ".join(services["django-app"]["healthcheck"]["test"])
+
+
+def test_infra_ports_follow_the_answer(baked, tools) -> None:
+    variant, project = baked
+    want = expected(variant)
+    config = compose_config(tools, project, "docker-compose.infra.yml")
+    services = config["services"]
+    for name, port in (("postgres", 5432), ("redis", 6379)):
+        published = services[name].get("ports", [])
+        if want["expose_infra_ports"]:
+            assert [(p["host_ip"], int(p["published"]), p["target"]) for p in published] == [("127.0.0.1", port, port)]
+        else:
+            assert published == []
+    assert {int(p["published"]) for p in services["emqx"]["ports"]} == {1883, 18083}
+    assert config["networks"]["my_shared_network"]["name"] == "my_shared_network"
+    for name in ("postgres", "redis", "emqx"):
+        assert services[name]["healthcheck"]["test"], name
+
+
+def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
+    variant, project = baked
+    want = expected(variant)
+    topology = module_constants(project / "src/apps/mqtt_service/topology.py")
+    assert topology == {
+        "DEVICE_TOPIC_PREFIX": want["device_topic_prefix"],
+        "COMMAND_TOPIC_PREFIX": want["command_topic_prefix"],
+        "DEVICE_MESSAGE_KINDS": want["kinds"],
+        "SHARED_SUBSCRIPTION_GROUP": want["shared_subscription_group"],
+        "INGEST_QOS": want["ingest_qos"],
+        "COMMAND_QOS": want["command_qos"],
+    }
+    device, command = topology["DEVICE_TOPIC_PREFIX"], topology["COMMAND_TOPIC_PREFIX"]
+    kinds = topology["DEVICE_MESSAGE_KINDS"]
+    rules = read_acl(tools.erl, project / "compose/emqx/acl.conf")
+    allowed = {(r.who, r.action): r.topics for r in rules if r.permission == "allow"}
+    assert allowed == {
+        ('{username,"svc_handler"}', "subscribe"): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
+        ('{username,"svc_publisher"}', "publish"): (f"{command}/+",),
+        ("all", "publish"): tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
+        ("all", "subscribe"): (f"{command}/${{username}}",),
+    }
+    # The service users are fenced before the device rules (which name every client) can apply to them.
+    first_device_rule = next(i for i, r in enumerate(rules) if r.who == "all")
+    service_denies = {r.who for r in rules[:first_device_rule] if r.permission == "deny" and r.action == "all"}
+    assert service_denies == {'{username,"svc_handler"}', '{username,"svc_publisher"}'}
+    assert any(r.permission == "deny" and "$SYS/#" in r.topics and "eq:#" in r.topics for r in rules)
+    assert rules[-1] == type(rules[-1])("deny", "all", "all", ())
+
+
+def test_service_usernames_agree_between_acl_and_env_example(baked) -> None:
+    _, project = baked
+    example = read_env(project / ".env.example")
+    acl = (project / "compose/emqx/acl.conf").read_text()
+    assert f'{{username, "{example["MQTT_HANDLER_USERNAME"]}"}}' in acl
+    assert f'{{username, "{example["MQTT_PUBLISHER_USERNAME"]}"}}' in acl
+
+
+def test_env_has_every_secret_filled(baked) -> None:
+    variant, project = baked
+    want = expected(variant)
+    example = read_env(project / ".env.example")
+    env = read_env(project / ".env")
+    needed = SECRETS + (("FLOWER_PASSWORD",) if want["use_flower"] else ())
+    for name in needed:
+        assert example.get(name) == "", f"{name} should be listed empty in .env.example"
+        assert re.fullmatch(r"[A-Za-z0-9]{32,}", env[name]), name
+    assert len(env["DJANGO_SECRET_KEY"]) >= 50
+    assert len({env[name] for name in needed}) == len(needed), "every secret is distinct"
+    assert set(env) == set(example), ".env has exactly the names of .env.example"
+    assert env["DJANGO_TIME_ZONE"] == want.get("timezone", "UTC")
+
+
+def test_flower_is_pruned_when_turned_off(baked) -> None:
+    variant, project = baked
+    if expected(variant)["use_flower"]:
+        assert (project / "compose/django/start-flower.sh").exists()
+        return
+    assert not (project / "compose/django/start-flower.sh").exists()
+    mentions = [
+        str(path.relative_to(project))
+        for path in text_files(project)
+        if path.name != "README.md" and "flower" in path.read_text(encoding="utf-8").lower()
+    ]
+    assert not mentions, f"Flower left behind in {mentions}"
+
+
+def test_hooks_leave_the_template_clean(baked) -> None:
+    template = Path(__file__).resolve().parents[1]
+    assert not (template / "hooks/__pycache__").exists()
+
+
+def tree(project: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(project)): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and path.name != ".env"
+    }
+
+
+@pytest.mark.parametrize("variant", ["defaults", "replicas_without_flower"])
+def test_same_answers_give_the_same_tree_but_fresh_secrets(bake_project, variant: str) -> None:
+    first = bake_project(VARIANTS[variant], fresh=True)
+    second = bake_project(VARIANTS[variant], fresh=True)
+    assert tree(first) == tree(second)
+    first_env, second_env = read_env(first / ".env"), read_env(second / ".env")
+    for name in SECRETS:
+        assert first_env[name] != second_env[name], name
+    assert {k: v for k, v in first_env.items() if k not in SECRETS and "PASSWORD" not in k} == {
+        k: v for k, v in second_env.items() if k not in SECRETS and "PASSWORD" not in k
+    }
+
+
+@pytest.mark.parametrize("relative_to", ["template", "parent"])
+def test_bakes_from_a_relative_template_path(tmp_path: Path, cookiecutter_config: Path, relative_to: str) -> None:
+    """`cookiecutter .` passes a relative path to the hooks, which must still find hooks/answers.py."""
+    import sys
+
+    template = Path(__file__).resolve().parents[1]
+    cwd, argument = (template, ".") if relative_to == "template" else (template.parent, template.name)
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config),
+         "-o", str(tmp_path), argument],
+        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "iot_backend/compose/emqx/acl.conf").exists()
