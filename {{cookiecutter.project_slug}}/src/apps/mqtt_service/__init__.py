@@ -1,0 +1,1 @@
+"""MQTT data paths: device messages in (handler service), commands out (publish queue + publisher service)."""

@@ -1,0 +1,201 @@
+"""Database side of the handler: device lookups (cached) and batched writes of statuses and events.
+
+Every query runs in Django's sync thread (sync_to_async), never in the event loop, and one query serves
+a whole batch. A lost database connection is retried with backoff until it works: the messages wait
+(unacknowledged, so the broker throttles) instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+from apps.devices.models import Device, DeviceEvent
+from apps.mqtt_service.batch import Batcher
+from apps.mqtt_service.connection import Backoff
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    id: int
+    owner_id: int | None
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class EventRow:
+    device_id: int
+    kind: str
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    device_id: int
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+class RejectedByDatabaseError(Exception):
+    """The database refused this row (e.g. its device was deleted meanwhile); retrying cannot help."""
+
+
+def _close_broken_connection() -> None:
+    # Runs in the sync thread that owns the connection; the next query opens a fresh one.
+    try:
+        connection.close()
+    except DatabaseError:
+        logger.debug("closing a broken database connection failed", exc_info=True)
+
+
+@sync_to_async
+def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
+    try:
+        rows = Device.objects.filter(username__in=usernames).values_list(
+            "username", "id", "owner_id", "is_active"
+        )
+        return {username: DeviceRef(pk, owner_id, is_active) for username, pk, owner_id, is_active in rows}
+    except (OperationalError, InterfaceError):
+        _close_broken_connection()
+        raise
+
+
+@sync_to_async
+def _insert_events(rows: list[EventRow]) -> list[BaseException | None]:
+    objects = [
+        DeviceEvent(device_id=row.device_id, kind=row.kind, payload=row.payload, received_at=row.received_at)
+        for row in rows
+    ]
+    try:
+        DeviceEvent.objects.bulk_create(objects)
+        return [None] * len(rows)
+    except (OperationalError, InterfaceError):
+        _close_broken_connection()
+        raise
+    except DatabaseError:
+        logger.warning("bulk insert of %d events refused; inserting one by one", len(rows), exc_info=True)
+    results: list[BaseException | None] = []
+    for obj in objects:
+        try:
+            obj.save(force_insert=True)
+            results.append(None)
+        except (OperationalError, InterfaceError):
+            _close_broken_connection()
+            raise
+        except DatabaseError as exc:
+            results.append(RejectedByDatabaseError(repr(exc)))
+    return results
+
+
+@sync_to_async
+def _update_statuses(rows: list[StatusRow]) -> list[BaseException | None]:
+    # Newest status per device in this batch; the WHERE clause also keeps a late, older one from
+    # overwriting a newer one written by an earlier batch.
+    latest: dict[int, StatusRow] = {}
+    for row in rows:
+        current = latest.get(row.device_id)
+        if current is None or row.received_at >= current.received_at:
+            latest[row.device_id] = row
+    meta = Device._meta
+    table = connection.ops.quote_name(meta.db_table)
+    pk = connection.ops.quote_name(meta.pk.column)
+    status_col = connection.ops.quote_name(meta.get_field("last_status").column)
+    seen_col = connection.ops.quote_name(meta.get_field("last_seen_at").column)
+    values = ", ".join(["(%s::bigint, %s::jsonb, %s::timestamptz)"] * len(latest))
+    params: list[Any] = []
+    for row in latest.values():
+        params.extend([row.device_id, json.dumps(row.payload), row.received_at])
+    sql = (
+        f"UPDATE {table} AS d SET {status_col} = v.status, {seen_col} = v.seen "  # noqa: S608 - quoted names
+        f"FROM (VALUES {values}) AS v(id, status, seen) "
+        f"WHERE d.{pk} = v.id AND (d.{seen_col} IS NULL OR d.{seen_col} <= v.seen)"
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    except (OperationalError, InterfaceError):
+        _close_broken_connection()
+        raise
+    return [None] * len(rows)
+
+
+async def _retry_while_unreachable(what: str, call: Any, *args: Any) -> Any:
+    backoff = Backoff(initial=0.2, cap=2.0)
+    while True:
+        try:
+            return await call(*args)
+        except (OperationalError, InterfaceError) as exc:
+            delay = backoff.next_delay()
+            logger.warning("database unreachable during %s: %r; retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+
+
+class DeviceStore:
+    """Per event loop: device cache plus the three batchers (lookups, events, statuses)."""
+
+    def __init__(self, cache_ttl: float = 10.0, negative_ttl: float = 5.0) -> None:
+        self.cache_ttl = cache_ttl
+        self.negative_ttl = negative_ttl
+        self._cache: dict[str, tuple[float, DeviceRef | None]] = {}
+        self._lookups: Batcher[str, DeviceRef | None] = Batcher(self._flush_lookups, name="device-lookups")
+        self._events: Batcher[EventRow, None] = Batcher(self._flush_events, max_batch=1000, name="events")
+        self._statuses: Batcher[StatusRow, None] = Batcher(
+            self._flush_statuses, max_batch=1000, name="statuses"
+        )
+
+    async def lookup(self, username: str) -> DeviceRef | None:
+        cached = self._cache.get(username)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return await self._lookups.submit(username)
+
+    async def _flush_lookups(self, usernames: list[str]) -> list[DeviceRef | None]:
+        found = await _retry_while_unreachable("device lookup", _fetch_devices, sorted(set(usernames)))
+        now = time.monotonic()
+        for username in usernames:
+            ref = found.get(username)
+            self._cache[username] = (now + (self.cache_ttl if ref else self.negative_ttl), ref)
+        if len(self._cache) > 100_000:  # bound memory against floods of random usernames
+            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+        return [found.get(username) for username in usernames]
+
+    async def record_event(self, row: EventRow) -> None:
+        await self._events.submit(row)
+
+    async def record_status(self, row: StatusRow) -> None:
+        await self._statuses.submit(row)
+
+    async def _flush_events(self, rows: list[EventRow]) -> list[BaseException | None]:
+        return await _retry_while_unreachable("event insert", _insert_events, rows)
+
+    async def _flush_statuses(self, rows: list[StatusRow]) -> list[BaseException | None]:
+        return await _retry_while_unreachable("status update", _update_statuses, rows)
+
+    async def close(self) -> None:
+        for batcher in (self._lookups, self._events, self._statuses):
+            await batcher.close()
+
+
+_stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DeviceStore] = weakref.WeakKeyDictionary()
+
+
+def get_store() -> DeviceStore:
+    """The store of the running event loop (batchers and futures cannot cross loops)."""
+    loop = asyncio.get_running_loop()
+    store = _stores.get(loop)
+    if store is None:
+        store = DeviceStore()
+        _stores[loop] = store
+    return store

@@ -1,0 +1,293 @@
+"""Handler replica: receive device messages through the shared subscription and hand them to handlers.
+
+Durability: the session is persistent (clean_start=False plus a session expiry) and QoS 1/2 messages are
+acknowledged manually, in the order received, only after their handler finished (stored in the database).
+A replica killed with SIGKILL therefore loses nothing the broker sent it: unacknowledged messages stay in its
+session and are delivered again when it reconnects (at least once: a few may be stored twice). QoS 0 messages
+carry no such promise. The broker never sends more than `receive_maximum` unacknowledged messages, so a slow
+database throttles the broker instead of filling memory.
+
+aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has `manual_ack_set` and
+`ack`, reached through the client's `_client` attribute. aiomqtt is pinned below 3 for this reason too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import redis
+import redis.asyncio as aredis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from apps.mqtt_service import topology
+from apps.mqtt_service.connection import Backoff, client_kwargs
+from apps.mqtt_service.device_store import get_store
+from apps.mqtt_service.handlers import PushFailedError
+from apps.mqtt_service.metrics import Metrics
+from apps.mqtt_service.router import DeviceMessage, get_handler, load_handlers, registered_kinds
+from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme
+
+logger = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class AckTracker:
+    """Acknowledges QoS 1/2 messages of one connection in the order they arrived, once each is done."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._paho = client._client
+        self._order: deque[tuple[int, int, int]] = deque()
+        self._done: set[int] = set()
+        self._seq = itertools.count()
+        self.open = True
+
+    def track(self, message: aiomqtt.Message) -> int | None:
+        if message.qos == 0:
+            return None
+        token = next(self._seq)
+        self._order.append((token, message.mid, message.qos))
+        return token
+
+    def done(self, token: int | None) -> None:
+        if token is None:
+            return
+        self._done.add(token)
+        while self._order and self._order[0][0] in self._done:
+            head, mid, qos = self._order.popleft()
+            self._done.discard(head)
+            # A message from a connection that is gone cannot be acknowledged: the broker redelivers it.
+            if self.open:
+                self._paho.ack(mid, qos)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._order)
+
+
+class _LogLimiter:
+    """At most one warning per reason per interval, so a flood of bad input does not flood the logs."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warn(self, reason: str, msg: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._last.get(reason, 0.0) >= self.interval:
+            suppressed = self._suppressed.pop(reason, 0)
+            suffix = f" ({suppressed} more like it suppressed)" if suppressed else ""
+            logger.warning(msg + suffix, *args)
+            self._last[reason] = now
+        else:
+            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+
+
+class HandlerService:
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        scheme: TopicScheme = DEFAULT_SCHEME,
+        qos: int = topology.INGEST_QOS,
+        workers: int = 200,
+        queue_size: int = 1000,
+        receive_maximum: int = 1000,
+        session_expiry: int = 3600,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        drain_timeout: float = 30.0,
+        metrics_redis_url: str | None = None,
+        mqtt_options: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.client_id = client_id
+        self.scheme = scheme
+        self.qos = qos
+        self.workers = workers
+        self.max_payload_bytes = max_payload_bytes
+        self.drain_timeout = drain_timeout
+        self.metrics = metrics or Metrics("handler", client_id)
+        self.metrics_redis_url = metrics_redis_url
+        connect_properties = Properties(PacketTypes.CONNECT)
+        connect_properties.SessionExpiryInterval = session_expiry
+        connect_properties.ReceiveMaximum = receive_maximum
+        self._mqtt_options = client_kwargs(
+            "handler",
+            client_id=client_id,
+            clean_start=False,
+            properties=connect_properties,
+            **(mqtt_options or {}),
+        )
+        self._queue: asyncio.Queue[tuple[aiomqtt.Message, int | None, AckTracker]] = asyncio.Queue(queue_size)
+        self._stopping = asyncio.Event()
+        self._log = _LogLimiter()
+        self.connected = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop receiving, process everything already received, acknowledge it, disconnect."""
+        logger.info("handler %s: stop requested, %d messages queued", self.client_id, self._queue.qsize())
+        self._stopping.set()
+
+    async def run(self) -> None:
+        kinds = load_handlers()
+        missing = [kind for kind in self.scheme.kinds if kind not in kinds]
+        if missing:
+            logger.warning(
+                "no handler registered for kinds %s: their messages are counted and skipped", missing
+            )
+        workers = [
+            asyncio.create_task(self._worker(), name=f"handler-worker-{i}") for i in range(self.workers)
+        ]
+        mirror: asyncio.Task[None] | None = None
+        metrics_redis = aredis.Redis.from_url(self.metrics_redis_url) if self.metrics_redis_url else None
+        if metrics_redis is not None:
+            mirror = asyncio.create_task(self.metrics.mirror_forever(metrics_redis), name="handler-metrics")
+        backoff = Backoff()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    client = aiomqtt.Client(**self._mqtt_options)
+                    # Before connecting: a resumed session delivers queued messages right after CONNACK.
+                    client._client.manual_ack_set(True)
+                    async with client:
+                        backoff.reset()
+                        await self._serve(client)
+                except aiomqtt.MqttError as exc:
+                    self.connected.clear()
+                    delay = backoff.next_delay()
+                    logger.warning("handler %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await get_store().close()
+            if mirror is not None and metrics_redis is not None:
+                mirror.cancel()
+                await asyncio.gather(mirror, return_exceptions=True)
+                with contextlib.suppress(redis.RedisError, OSError):
+                    await self.metrics.mirror(metrics_redis)
+                await metrics_redis.aclose()
+            logger.info("handler %s stopped: %s", self.client_id, dict(self.metrics.counts))
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        tracker = AckTracker(client)
+        try:
+            await client.subscribe([(topic, self.qos) for topic in self.scheme.handler_subscriptions()])
+            logger.info(
+                "handler %s subscribed to %s", self.client_id, ", ".join(self.scheme.handler_subscriptions())
+            )
+            self.connected.set()
+            reader = asyncio.create_task(self._read(client, tracker), name="handler-reader")
+            stop = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({reader, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not reader.done():
+                # Messages not yet taken from the client were never acknowledged: the broker keeps them.
+                reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            if self._stopping.is_set():
+                await self._drain(tracker)
+            else:
+                reader.result()  # re-raise the connection error
+        finally:
+            self.connected.clear()
+            tracker.open = False
+
+    async def _read(self, client: aiomqtt.Client, tracker: AckTracker) -> None:
+        async for message in client.messages:
+            self.metrics.inc("received")
+            # Blocks when the workers fall behind; unacknowledged messages then hold back the broker.
+            await self._queue.put((message, tracker.track(message), tracker))
+
+    async def _drain(self, tracker: AckTracker) -> None:
+        try:
+            await asyncio.wait_for(self._queue.join(), self.drain_timeout)
+        except TimeoutError:
+            logger.error(
+                "handler %s: drain timed out with %d messages queued; the broker will redeliver them",
+                self.client_id,
+                self._queue.qsize(),
+            )
+        logger.info(
+            "handler %s drained; %d acknowledgements outstanding", self.client_id, tracker.outstanding
+        )
+
+    async def _worker(self) -> None:
+        while True:
+            message, token, tracker = await self._queue.get()
+            try:
+                await self._process(message)
+            except Exception:
+                self.metrics.inc("failed", reason="handler_error")
+                logger.exception(
+                    "handler %s: handler failed for topic %s", self.client_id, message.topic.value
+                )
+            finally:
+                tracker.done(token)
+                self._queue.task_done()
+
+    def _reject(self, reason: str, topic: str, detail: str = "") -> None:
+        self.metrics.inc("failed", reason=reason)
+        self._log.warn(reason, "skipped device message: reason=%s topic=%s %s", reason, topic, detail)
+
+    async def _process(self, message: aiomqtt.Message) -> None:
+        received_at = datetime.now(UTC)
+        topic = message.topic.value
+        parsed = self.scheme.parse_device_topic(topic)
+        if parsed is None:
+            return self._reject("bad_topic", topic)
+        username, kind = parsed
+        raw = message.payload
+        if not isinstance(raw, bytes | bytearray):
+            raw = str(raw).encode()
+        if len(raw) > self.max_payload_bytes:
+            return self._reject("too_large", topic, f"size={len(raw)} limit={self.max_payload_bytes}")
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._reject("not_utf8", topic, f"size={len(raw)}")
+        except ValueError as exc:
+            return self._reject("not_json", topic, f"error={exc}")
+        if not isinstance(payload, dict):
+            return self._reject("not_object", topic, f"got={type(payload).__name__}")
+        handler = get_handler(kind)
+        if handler is None:
+            return self._reject("unknown_kind", topic, f"kind={kind} registered={registered_kinds()}")
+        device = await get_store().lookup(username)
+        if device is None:
+            return self._reject("unknown_device", topic, f"username={username}")
+        if not device.is_active:
+            return self._reject("inactive_device", topic, f"username={username}")
+        device_message = DeviceMessage(
+            username=username,
+            kind=kind,
+            topic=topic,
+            payload=payload,
+            received_at=received_at,
+            qos=message.qos,
+            retain=message.retain,
+            device_id=device.id,
+            owner_id=device.owner_id,
+        )
+        try:
+            await handler(device_message)
+        except PushFailedError as exc:
+            self.metrics.inc("ws_push_failed")
+            self._log.warn(
+                "ws_push_failed", "stored but not pushed to WebSocket: topic=%s error=%s", topic, exc
+            )
+        self.metrics.inc("processed")
+        return None

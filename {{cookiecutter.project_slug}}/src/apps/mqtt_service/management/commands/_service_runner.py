@@ -1,0 +1,38 @@
+"""Run a service coroutine until it returns; SIGTERM/SIGINT ask it to drain and stop (exit status 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from apps.mqtt_service.metrics import start_prometheus_from_env
+
+logger = logging.getLogger(__name__)
+
+
+class StoppableService(Protocol):
+    def request_stop(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+def run_service(build: Callable[[], StoppableService]) -> None:
+    asyncio.run(_main(build))
+
+
+async def _main(build: Callable[[], StoppableService]) -> None:
+    start_prometheus_from_env()
+    service = build()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, service, sig)
+    runner: Coroutine[Any, Any, None] = service.run()
+    await runner
+
+
+def _on_signal(service: StoppableService, sig: signal.Signals) -> None:
+    logger.info("received %s", sig.name)
+    service.request_stop()

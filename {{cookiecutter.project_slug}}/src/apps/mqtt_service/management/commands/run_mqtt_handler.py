@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from apps.mqtt_service.connection import client_id_for
+from apps.mqtt_service.handler_service import HandlerService
+from apps.mqtt_service.management.commands._service_runner import run_service
+from apps.mqtt_service.topics import DEFAULT_SCHEME
+
+
+class Command(BaseCommand):
+    help = "Receive device messages (shared subscription) and route them to handlers until SIGTERM."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--client-id", help="MQTT client id (default: MQTT_CLIENT_ID + '-handler')")
+        parser.add_argument("--workers", type=int, default=200, help="concurrent message handlers")
+        parser.add_argument(
+            "--shared-group",
+            default=DEFAULT_SCHEME.shared_group,
+            help="shared-subscription group to join (another group gets its own copy of every message)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        client_id = client_id_for("handler", options["client_id"])
+        scheme = DEFAULT_SCHEME
+        if options["shared_group"] != scheme.shared_group:
+            scheme = type(scheme)(
+                scheme.device_prefix, scheme.command_prefix, scheme.kinds, options["shared_group"]
+            )
+        run_service(
+            lambda: HandlerService(
+                client_id=client_id,
+                scheme=scheme,
+                workers=options["workers"],
+                metrics_redis_url=settings.REDIS_PUBLISH_QUEUE_URL,
+            )
+        )

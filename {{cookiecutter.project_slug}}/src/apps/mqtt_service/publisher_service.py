@@ -1,0 +1,286 @@
+"""Publisher replica: publish queued commands, many in flight, each acknowledged only once delivered.
+
+Life of an entry: XREADGROUP hands it to this replica (pending), it is published with up to `window` others
+in flight, and only when aiomqtt's publish returned (PUBACK/PUBCOMP for QoS 1/2, written for QoS 0) it is
+XACKed and deleted. A publish that fails leaves the entry pending: after a reconnect this replica re-takes
+its own pending entries, and entries idle longer than `claim_idle_ms` (a dead replica's) are claimed by
+any live one. Each re-take counts as a delivery; past `max_deliveries` the entry goes to the dead-letter
+stream with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiomqtt
+import redis
+import redis.asyncio as aredis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from apps.mqtt_service.connection import Backoff, client_kwargs
+from apps.mqtt_service.metrics import Metrics
+from apps.mqtt_service.publish_queue import MalformedEntryError, PublishQueue, QueueConsumer, decode_entry
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionLostError(Exception):
+    """The broker connection broke while publishing; the session must reconnect."""
+
+
+class PublisherService:
+    def __init__(
+        self,
+        queue: PublishQueue,
+        *,
+        client_id: str,
+        window: int = 100,
+        read_block_ms: int = 500,
+        claim_interval: float = 5.0,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        publish_timeout: float = 10.0,
+        mqtt_options: dict[str, Any] | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.queue = queue
+        self.client_id = client_id
+        self.window = window
+        self.read_block_ms = read_block_ms
+        self.claim_interval = claim_interval
+        self.publish_timeout = publish_timeout
+        self.metrics = metrics or Metrics("publisher", client_id)
+        self.redis = aredis.Redis.from_url(queue.url)
+        self.consumer = QueueConsumer(
+            queue, client_id, self.redis, max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms
+        )
+        self._mqtt_options = client_kwargs(
+            "publisher", client_id=client_id, max_inflight_messages=window, **(mqtt_options or {})
+        )
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._connection_lost: asyncio.Event = asyncio.Event()
+        self._pending_acks: list[str] = []
+        self._acks_ready = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Stop reading new entries, finish the ones in flight, then return from run()."""
+        logger.info(
+            "publisher %s: stop requested, draining %d in flight", self.client_id, len(self._inflight)
+        )
+        self._stopping.set()
+
+    async def run(self) -> None:
+        background = [
+            asyncio.create_task(self._ack_loop(), name="publisher-acks"),
+            asyncio.create_task(self.metrics.mirror_forever(self.redis), name="publisher-metrics"),
+        ]
+        backoff = Backoff()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.consumer.ensure_group()
+                    async with aiomqtt.Client(**self._mqtt_options) as client:
+                        client.pending_calls_threshold = self.window + 10
+                        logger.info(
+                            "publisher %s connected to %s", self.client_id, self._mqtt_options["hostname"]
+                        )
+                        backoff.reset()
+                        await self._serve(client)
+                except (aiomqtt.MqttError, ConnectionLostError, redis.RedisError, OSError) as exc:
+                    self.connected.clear()
+                    delay = backoff.next_delay()
+                    logger.warning("publisher %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self._flush_acks_until_done()
+            with contextlib.suppress(redis.RedisError, OSError):
+                await self.metrics.mirror(self.redis)
+            await self.redis.aclose()
+            logger.info("publisher %s stopped", self.client_id)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        self._connection_lost.clear()
+        self.connected.set()
+        claimer = asyncio.create_task(self._claim_loop(client), name="publisher-claims")
+        try:
+            # Entries this consumer name held before (restart, lost connection) go first.
+            for entry_id, fields, deliveries in await self.consumer.recover_own(count=10_000):
+                await self._start(client, entry_id, fields, deliveries, retried=True)
+            await self._read_loop(client)
+            if self._stopping.is_set():
+                await self._drain()
+        finally:
+            claimer.cancel()
+            await asyncio.gather(claimer, return_exceptions=True)
+            self.connected.clear()
+            if self._inflight:
+                # Connection gone: these entries stay pending and are re-taken after the reconnect.
+                for task in self._inflight:
+                    task.cancel()
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._connection_lost.is_set() and not self._stopping.is_set():
+            raise ConnectionLostError("broker connection lost while publishing")
+
+    async def _read_loop(self, client: aiomqtt.Client) -> None:
+        redis_backoff = Backoff()
+        low_water = max(1, self.window // 4)
+        while not self._stopping.is_set() and not self._connection_lost.is_set():
+            free = self.window - len(self._inflight)
+            if free < low_water:
+                # Read only what can go out now: entries held but not in flight would look idle to other
+                # replicas and be claimed twice.
+                await self._wait_for_slot()
+                continue
+            try:
+                entries = await self.consumer.read_new(count=free, block_ms=self.read_block_ms)
+            except (redis.RedisError, OSError) as exc:
+                delay = redis_backoff.next_delay()
+                logger.warning(
+                    "publisher %s: Redis read failed: %r; retrying in %.1fs", self.client_id, exc, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                continue
+            redis_backoff.reset()
+            for entry_id, fields in entries:
+                await self._start(client, entry_id, fields, deliveries=1, retried=False)
+
+    async def _wait_for_slot(self) -> None:
+        self._slot_freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._slot_freed.wait(), 0.5)
+
+    async def _start(
+        self,
+        client: aiomqtt.Client,
+        entry_id: str,
+        fields: dict[bytes, bytes],
+        deliveries: int,
+        retried: bool,
+    ) -> None:
+        if deliveries > self.consumer.max_deliveries:
+            await self.consumer.dead_letter(
+                entry_id, fields, f"not delivered after {deliveries - 1} attempts", deliveries
+            )
+            self.metrics.inc("dead_lettered")
+            return
+        if retried:
+            self.metrics.inc("retried")
+        task = asyncio.create_task(self._publish(client, entry_id, fields, deliveries))
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("publisher %s: publish task crashed", self.client_id, exc_info=task.exception())
+
+    async def _publish(
+        self, client: aiomqtt.Client, entry_id: str, fields: dict[bytes, bytes], deliveries: int
+    ) -> None:
+        try:
+            command = decode_entry(entry_id, fields)
+        except MalformedEntryError as exc:
+            await self.consumer.dead_letter(entry_id, fields, f"malformed entry: {exc}", deliveries)
+            self.metrics.inc("dead_lettered")
+            return
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = [("command_id", command.command_id)]
+        try:
+            await client.publish(
+                command.topic,
+                command.payload,
+                qos=command.qos,
+                retain=command.retain,
+                properties=properties,
+                timeout=self.publish_timeout,
+            )
+        except aiomqtt.MqttError as exc:
+            # Left pending on purpose: re-taken after reconnect (own) or claimed when idle (by anyone).
+            logger.warning(
+                "publisher %s: publish of command %s to %s failed: %r",
+                self.client_id,
+                command.command_id,
+                command.topic,
+                exc,
+            )
+            self.metrics.inc("publish_failed")
+            self._connection_lost.set()
+            return
+        except (ValueError, TypeError) as exc:
+            # The MQTT library refused the message itself (e.g. too large): retrying cannot help.
+            await self.consumer.dead_letter(entry_id, fields, f"rejected by MQTT client: {exc}", deliveries)
+            self.metrics.inc("dead_lettered")
+            return
+        self.metrics.inc("published")
+        self._pending_acks.append(entry_id)
+        self._acks_ready.set()
+
+    async def _drain(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def _claim_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.claim_interval)
+            if self._stopping.is_set():
+                return
+            try:
+                free = self.window - len(self._inflight)
+                if free > 0:
+                    for entry_id, fields, deliveries in await self.consumer.claim_stale(count=free):
+                        logger.info("publisher %s claimed stale entry %s", self.client_id, entry_id)
+                        await self._start(client, entry_id, fields, deliveries, retried=True)
+                self.metrics.set_gauge("queue_depth", await self.redis.xlen(self.queue.stream))
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("publisher %s: claim pass failed: %r", self.client_id, exc)
+
+    async def _ack_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self._acks_ready.wait()
+            self._acks_ready.clear()
+            batch, self._pending_acks = self._pending_acks, []
+            if not batch:
+                continue
+            try:
+                await self.consumer.ack(batch)
+                backoff.reset()
+            except asyncio.CancelledError:
+                self._pending_acks[:0] = batch  # the final flush in run() acknowledges them
+                raise
+            except (redis.RedisError, OSError) as exc:
+                # Keep them: an entry acknowledged late is only a possible duplicate, never a loss.
+                self._pending_acks[:0] = batch
+                delay = backoff.next_delay()
+                logger.warning("publisher %s: ack failed: %r; retrying in %.1fs", self.client_id, exc, delay)
+                await asyncio.sleep(delay)
+                self._acks_ready.set()
+
+    async def _flush_acks_until_done(self, attempts: int = 10) -> None:
+        for _ in range(attempts):
+            if not self._pending_acks:
+                return
+            batch, self._pending_acks = self._pending_acks, []
+            try:
+                await self.consumer.ack(batch)
+                return
+            except (redis.RedisError, OSError) as exc:
+                self._pending_acks[:0] = batch
+                logger.warning("publisher %s: final ack failed: %r", self.client_id, exc)
+                await asyncio.sleep(0.5)
+        logger.error(
+            "publisher %s: %d entries published but not acknowledged", self.client_id, len(self._pending_acks)
+        )

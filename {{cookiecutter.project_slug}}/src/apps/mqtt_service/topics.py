@@ -1,0 +1,80 @@
+"""Topic names of both data paths, derived from the answered topology (never typed by hand elsewhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.mqtt_service import topology
+
+# MQTT 5 (section 1.5.4): a UTF-8 string is prefixed by a 16-bit length.
+MAX_TOPIC_BYTES = 65535
+
+
+@dataclass(frozen=True)
+class TopicScheme:
+    """Prefixes, kinds and shared group of one deployment. Tests build their own to stay isolated."""
+
+    device_prefix: str = topology.DEVICE_TOPIC_PREFIX
+    command_prefix: str = topology.COMMAND_TOPIC_PREFIX
+    kinds: tuple[str, ...] = tuple(topology.DEVICE_MESSAGE_KINDS)
+    shared_group: str = topology.SHARED_SUBSCRIPTION_GROUP
+
+    def device_topic(self, username: str, kind: str) -> str:
+        return f"{self.device_prefix}/{username}/{kind}"
+
+    def command_topic(self, username: str) -> str:
+        return f"{self.command_prefix}/{username}"
+
+    def handler_subscriptions(self) -> list[str]:
+        # One subscription per kind (not `+/+`): devices cannot make the handler receive unknown kinds.
+        return [f"$share/{self.shared_group}/{self.device_prefix}/+/{kind}" for kind in self.kinds]
+
+    def parse_device_topic(self, topic: str) -> tuple[str, str] | None:
+        """`<device prefix>/<username>/<kind>` -> (username, kind); anything else -> None."""
+        parts = topic.split("/")
+        if len(parts) != 3 or parts[0] != self.device_prefix or not parts[1] or not parts[2]:
+            return None
+        return parts[1], parts[2]
+
+    def is_command_topic(self, topic: str) -> bool:
+        return topic.startswith(f"{self.command_prefix}/") and len(topic) > len(self.command_prefix) + 1
+
+
+DEFAULT_SCHEME = TopicScheme()
+
+
+def device_topic(username: str, kind: str) -> str:
+    return DEFAULT_SCHEME.device_topic(username, kind)
+
+
+def command_topic(username: str) -> str:
+    return DEFAULT_SCHEME.command_topic(username)
+
+
+def handler_subscriptions() -> list[str]:
+    return DEFAULT_SCHEME.handler_subscriptions()
+
+
+def parse_device_topic(topic: str) -> tuple[str, str] | None:
+    return DEFAULT_SCHEME.parse_device_topic(topic)
+
+
+def validate_publish_topic(topic: object) -> str:
+    """Return `topic` if a client may publish to it, else raise TypeError/ValueError saying why."""
+    if not isinstance(topic, str):
+        raise TypeError(f"MQTT topic must be a str, got {type(topic).__name__}")
+    if not topic:
+        raise ValueError("MQTT topic must not be empty")
+    if "+" in topic or "#" in topic:
+        raise ValueError(f"MQTT topic {topic!r} contains a wildcard (+ or #); publish needs a concrete topic")
+    if topic.startswith("$"):
+        raise ValueError(f"MQTT topic {topic!r} starts with $, which is reserved for the broker")
+    if "\x00" in topic:
+        raise ValueError(f"MQTT topic {topic!r} contains a NUL character")
+    try:
+        encoded = topic.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"MQTT topic {topic!r} is not valid UTF-8 text") from exc
+    if len(encoded) > MAX_TOPIC_BYTES:
+        raise ValueError(f"MQTT topic is longer than {MAX_TOPIC_BYTES} bytes of UTF-8")
+    return topic
