@@ -13,10 +13,12 @@ case "$debug" in
         ;;
 esac
 
+# --no-control-socket: the runtime control socket is not used, and the app user's home is read-only.
 exec gunicorn config.asgi:application \
     --worker-class uvicorn.workers.UvicornWorker \
     --bind 0.0.0.0:8000 \
     --workers "${GUNICORN_WORKERS:-2}" \
     --timeout "${GUNICORN_TIMEOUT:-60}" \
     --graceful-timeout "${GUNICORN_GRACEFUL_TIMEOUT:-30}" \
-    --access-logfile -
+    --access-logfile - \
+    --no-control-socket
