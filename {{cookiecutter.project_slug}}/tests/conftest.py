@@ -70,7 +70,9 @@ def session_cookie_for(user: AbstractBaseUser) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def websocket_headers(cookie: str | None = None, origin: str | None = ALLOWED_ORIGIN) -> list[tuple[bytes, bytes]]:
+def websocket_headers(
+    cookie: str | None = None, origin: str | None = ALLOWED_ORIGIN
+) -> list[tuple[bytes, bytes]]:
     headers = [(b"host", b"localhost")]
     if origin is not None:
         headers.append((b"origin", origin.encode()))

@@ -12,7 +12,13 @@ PASSWORD = "a-long-device-password-42"
 
 
 def add_device(admin_client, **fields):
-    data = {"username": "meter-1", "name": "Meter", "is_active": "on", "password1": PASSWORD, "password2": PASSWORD}
+    data = {
+        "username": "meter-1",
+        "name": "Meter",
+        "is_active": "on",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+    }
     data.update(fields)
     return admin_client.post(reverse("admin:devices_device_add"), data)
 

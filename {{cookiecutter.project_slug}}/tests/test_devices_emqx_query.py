@@ -43,7 +43,9 @@ def test_emqx_query_returns_a_hash_that_verifies(device_via_admin):
 
 
 def test_inactive_device_is_not_found(device_via_admin, admin_client):
-    connection.cursor().execute("UPDATE devices_device SET is_active = false WHERE username = %s", [device_via_admin])
+    connection.cursor().execute(
+        "UPDATE devices_device SET is_active = false WHERE username = %s", [device_via_admin]
+    )
     assert emqx_lookup(device_via_admin) is None
 
 

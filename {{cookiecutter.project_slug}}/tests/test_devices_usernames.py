@@ -8,7 +8,9 @@ from apps.devices.models import Device
 from apps.devices.usernames import MAX_USERNAME_LENGTH, validate_device_username
 
 
-@pytest.mark.parametrize("username", ["device_001", "a", "0", "sensor-7", "x" * MAX_USERNAME_LENGTH, "a_b-c9"])
+@pytest.mark.parametrize(
+    "username", ["device_001", "a", "0", "sensor-7", "x" * MAX_USERNAME_LENGTH, "a_b-c9"]
+)
 def test_valid_usernames(username):
     validate_device_username(username)
 
@@ -66,7 +68,8 @@ def test_model_validation_uses_the_username_rules():
 def test_database_refuses_unsafe_usernames_written_around_the_orm(username):
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO devices_device (username, name, password_hash, salt, is_active, created_at, updated_at)"
+            "INSERT INTO devices_device"
+            " (username, name, password_hash, salt, is_active, created_at, updated_at)"
             " VALUES (%s, '', 'h', '', true, now(), now())",
             [username],
         )

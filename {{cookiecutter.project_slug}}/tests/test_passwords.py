@@ -36,8 +36,12 @@ def test_salted_digest_matches_emqx_vectors(algorithm, position, password, salt,
 
 
 def test_salt_position_changes_the_digest():
-    assert salted_digest("password", "salt", "sha256", "suffix") == hashlib.sha256(b"passwordsalt").hexdigest()
-    assert salted_digest("password", "salt", "sha256", "prefix") == hashlib.sha256(b"saltpassword").hexdigest()
+    assert (
+        salted_digest("password", "salt", "sha256", "suffix") == hashlib.sha256(b"passwordsalt").hexdigest()
+    )
+    assert (
+        salted_digest("password", "salt", "sha256", "prefix") == hashlib.sha256(b"saltpassword").hexdigest()
+    )
     assert salted_digest("password", "salt", "sha256", "disable") == hashlib.sha256(b"password").hexdigest()
 
 
@@ -88,7 +92,10 @@ def test_configured_scheme_produces_what_emqx_computes():
         expected = salted_digest("a device password!", salt, "sha256", password_scheme.SALT_POSITION)
     elif password_scheme.ALGORITHM == "pbkdf2":
         expected = hashlib.pbkdf2_hmac(
-            password_scheme.PBKDF2_MAC, b"a device password!", salt.encode(), password_scheme.PBKDF2_ITERATIONS,
+            password_scheme.PBKDF2_MAC,
+            b"a device password!",
+            salt.encode(),
+            password_scheme.PBKDF2_ITERATIONS,
             password_scheme.PBKDF2_DK_LENGTH,
         ).hex()
     else:

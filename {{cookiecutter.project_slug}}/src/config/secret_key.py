@@ -35,7 +35,7 @@ def check_production_secret_key(secret_key: str, example_file: Path) -> None:
         )
     if key.lower().startswith(INSECURE_PREFIXES):
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is a development or placeholder key: generate a fresh random key for production."
+            "DJANGO_SECRET_KEY is a development or placeholder key: generate a fresh random one."
         )
     if len(key) < MIN_LENGTH or len(set(key)) < MIN_UNIQUE_CHARACTERS:
         raise ImproperlyConfigured(

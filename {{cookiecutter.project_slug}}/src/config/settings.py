@@ -1,7 +1,8 @@
 """Django settings for {{ cookiecutter.project_name }}.
 
-Every value comes from the environment with a local-friendly default. Values are read from the file named by
-DJANGO_ENV_FILE (relative to the project root) or else from <project root>/.env; real environment variables win.
+Every value comes from the environment with a local-friendly default. Values are read from the file named
+by DJANGO_ENV_FILE (relative to the project root) or else from <project root>/.env; real environment
+variables win.
 """
 
 import os
@@ -106,7 +107,7 @@ DATABASES = {
     }
 }
 
-# --- Redis: one server, one logical database per job ---------------------------------------------------------
+# --- Redis: one server, one logical database per job --------------------------------------------------------
 REDIS_HOST = env.str("REDIS_HOST", default="127.0.0.1")
 REDIS_PORT = env.int("REDIS_PORT", default=6379)
 REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
@@ -189,7 +190,7 @@ USE_I18N = True
 USE_TZ = True
 CELERY_TIMEZONE = TIME_ZONE
 
-# --- Static files (served by WhiteNoise, also under ASGI) ----------------------------------------------------
+# --- Static files (served by WhiteNoise, also under ASGI) ---------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = PROJECT_ROOT / "staticfiles"
 STORAGES = {
@@ -203,7 +204,7 @@ STORAGES = {
 # A file missing from the manifest (collectstatic not run yet) is served unhashed instead of a 500.
 WHITENOISE_MANIFEST_STRICT = False
 
-# --- Security (production defaults switch on with DJANGO_DEBUG=False; each can be overridden) ----------------
+# --- Security (production defaults switch on with DJANGO_DEBUG=False; each can be overridden) ---------------
 _production = not DEBUG
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=_production)
 # The container health check talks plain HTTP to the app itself.
@@ -221,7 +222,7 @@ X_FRAME_OPTIONS = "DENY"
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- Logging: everything to stdout, where containers and process managers collect it ---------------------------
+# --- Logging: everything to stdout, where containers and process managers collect it ------------------------
 LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,

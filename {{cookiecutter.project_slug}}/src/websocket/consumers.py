@@ -38,7 +38,9 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "joined_groups", []):
             await self.channel_layer.group_discard(safe_group_name(group), self.channel_name)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
         if text_data is None:
             await self._send_error("unsupported", "Binary frames are not accepted.")
             return
@@ -59,8 +61,9 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
                 "Subscriptions are decided by the server: you receive the events of your own devices.",
             )
         else:
-            await self._send_error("unsupported", "This socket only pushes events; only {\"action\": \"ping\"} "
-                                                  "is answered.")
+            await self._send_error(
+                "unsupported", 'This socket only pushes events; only {"action": "ping"} is answered.'
+            )
 
     async def ws_push(self, event: dict[str, Any]) -> None:
         """Handler of channel-layer messages {"type": "ws.push", "payload": ...}."""

@@ -6,7 +6,10 @@ from apps.devices.passwords import MIN_PASSWORD_LENGTH, validate_device_password
 
 
 class DeviceAdminForm(forms.ModelForm):
-    """Takes a plain password twice and stores only its hash and salt. Required on create, optional on edit."""
+    """Takes a plain password twice and stores only its hash and salt.
+
+    The password is required when a device is created and optional on edit (empty keeps the current one).
+    """
 
     password1 = forms.CharField(
         label="Password",
@@ -38,7 +41,9 @@ class DeviceAdminForm(forms.ModelForm):
         cleaned = super().clean()
         password1, password2 = cleaned.get("password1"), cleaned.get("password2", "")
         if password1 and password1 != password2:
-            self.add_error("password2", ValidationError("The two passwords differ.", code="password_mismatch"))
+            self.add_error(
+                "password2", ValidationError("The two passwords differ.", code="password_mismatch")
+            )
         return cleaned
 
     def save(self, commit: bool = True) -> Device:

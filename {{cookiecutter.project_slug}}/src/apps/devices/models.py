@@ -19,7 +19,7 @@ class Device(models.Model):
         max_length=MAX_USERNAME_LENGTH,
         unique=True,
         validators=[validate_device_username],
-        help_text="MQTT username: lower-case letters, digits, '_' and '-'; it becomes part of the device's topics.",
+        help_text="MQTT username: lower-case letters, digits, '_' and '-'; part of the device's topics.",
     )
     name = models.CharField(max_length=200, blank=True, help_text="A human-readable label.")
     password_hash = models.CharField(max_length=255, blank=True, default="")

@@ -2,7 +2,7 @@
 
 The algorithm and its parameters come from `password_scheme` (written from the template answers), the same
 source the EMQX authentication config is derived from, so Django and the broker always agree.
-- sha256: lower-case hex of sha256(password + salt) (salt as suffix; the salt's raw UTF-8 bytes, never decoded)
+- sha256: lower-case hex of sha256(password + salt): salt as suffix, as raw UTF-8 bytes (never hex-decoded)
 - pbkdf2: hex of pbkdf2_hmac(mac, password, salt bytes, iterations, dk_length)
 - bcrypt: the `$2b$...` string itself; EMQX ignores the salt column, which stays "" (never NULL)
 """
@@ -20,14 +20,22 @@ MIN_PASSWORD_LENGTH = 16
 BCRYPT_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5 refuses) anything longer
 SALT_BYTES = 16
 SIMPLE_ALGORITHMS = ("md5", "sha", "sha256", "sha512")
-_HASHLIB_NAMES = {"md5": "md5", "sha": "sha1", "sha224": "sha224", "sha256": "sha256", "sha384": "sha384",
-                  "sha512": "sha512"}
+_HASHLIB_NAMES = {
+    "md5": "md5",
+    "sha": "sha1",
+    "sha224": "sha224",
+    "sha256": "sha256",
+    "sha384": "sha384",
+    "sha512": "sha512",
+}
 
 
 def salted_digest(password: str, salt: str, algorithm: str = "sha256", salt_position: str = "suffix") -> str:
-    """EMQX's simple hashes: hex digest of salt+password (prefix), password+salt (suffix) or password (disable)."""
+    """EMQX's simple hashes: hex of salt+password (prefix), password+salt (suffix) or password (disable)."""
     if algorithm not in SIMPLE_ALGORITHMS:
-        raise ValueError(f"Unsupported simple hash algorithm {algorithm!r}; expected one of {SIMPLE_ALGORITHMS}.")
+        raise ValueError(
+            f"Unsupported simple hash algorithm {algorithm!r}; expected one of {SIMPLE_ALGORITHMS}."
+        )
     if salt_position == "prefix":
         material = salt + password
     elif salt_position == "suffix":

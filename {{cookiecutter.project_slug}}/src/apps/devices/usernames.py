@@ -1,8 +1,8 @@
 """Device usernames that cannot widen the broker's fence.
 
-The EMQX ACL substitutes the username into topic rules (`<prefix>/${username}/...`). A username holding a
-character MQTT gives meaning to (`/` level separator, `+` and `#` wildcards, `$` system prefix) or whitespace/NUL
-could match other devices' topics, so only lower-case letters, digits, `_` and `-` are accepted.
+The EMQX ACL substitutes the username into topic rules (`<prefix>/${username}/...`). A username holding
+a character MQTT gives meaning to (`/` level separator, `+` and `#` wildcards, `$` system prefix) or
+whitespace/NUL could match other devices' topics, so only lower-case letters, digits, `_` and `-` pass.
 """
 
 import re

@@ -32,8 +32,9 @@ class Command(BaseCommand):
         try:
             device.full_clean()
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{field}: {' '.join(errors)}" for field, errors in
-                                         exc.message_dict.items())) from exc
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+            ) from exc
         with transaction.atomic():
             device.save()
         show_password_once(self, device.username, password)

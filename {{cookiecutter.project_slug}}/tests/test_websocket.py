@@ -1,0 +1,93 @@
+"""The live-event socket: who may connect, and who receives what, through the real Redis channel layer."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from websocket.consumers import CLOSE_UNAUTHENTICATED
+from websocket.groups import STAFF_GROUP
+from websocket.utils.senders import websocket_sender
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUIET_SECONDS = 0.5
+
+
+async def test_anonymous_is_refused(open_socket):
+    _, connected, code = await open_socket(user=None)
+    assert not connected
+    assert code == CLOSE_UNAUTHENTICATED
+
+
+async def test_logged_in_user_is_accepted_with_a_session_cookie(open_socket, make_user):
+    user = await sync_to_async(make_user)()
+    _, connected, _ = await open_socket(user=user)
+    assert connected
+
+
+async def test_cross_origin_handshake_is_refused(open_socket, make_user):
+    user = await sync_to_async(make_user)()
+    _, connected, _ = await open_socket(user=user, origin="http://evil.example")
+    assert not connected
+
+
+async def test_missing_origin_is_refused(open_socket, make_user):
+    user = await sync_to_async(make_user)()
+    _, connected, _ = await open_socket(user=user, origin=None)
+    assert not connected
+
+
+async def test_send_to_user_arrives_and_only_there(open_socket, make_user):
+    alice, bob = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+    alice_socket, _, _ = await open_socket(user=alice)
+    bob_socket, _, _ = await open_socket(user=bob)
+    payload = {"type": "device.event", "device": "device_001", "data": {"ok": True}}
+
+    # The sync API, as a view or Celery task would call it.
+    await sync_to_async(websocket_sender.send_to_user)(alice.pk, payload)
+
+    assert await alice_socket.receive_json_from(timeout=5) == payload
+    assert await bob_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_async_senders_reach_each_listed_user(open_socket, make_user):
+    users = [await sync_to_async(make_user)() for _ in range(3)]
+    sockets = [(await open_socket(user=user))[0] for user in users]
+    await websocket_sender.asend_to_users([users[0].pk, users[1].pk, users[0].pk], {"n": 1})
+    assert await sockets[0].receive_json_from(timeout=5) == {"n": 1}
+    assert await sockets[1].receive_json_from(timeout=5) == {"n": 1}
+    assert await sockets[0].receive_nothing(timeout=QUIET_SECONDS)  # listed twice, delivered once
+    assert await sockets[2].receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_staff_join_the_staff_group_and_others_do_not(open_socket, make_user):
+    staff = await sync_to_async(make_user)(is_staff=True)
+    regular = await sync_to_async(make_user)()
+    staff_socket, _, _ = await open_socket(user=staff)
+    regular_socket, _, _ = await open_socket(user=regular)
+    await websocket_sender.asend_to_group(STAFF_GROUP, {"type": "device.status"})
+    assert await staff_socket.receive_json_from(timeout=5) == {"type": "device.status"}
+    assert await regular_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_client_subscribe_is_refused_and_grants_nothing(open_socket, make_user):
+    alice, bob = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+    bob_socket, _, _ = await open_socket(user=bob)
+    await bob_socket.send_json_to({"action": "subscribe", "group": f"user.{alice.pk}"})
+    reply = await bob_socket.receive_json_from(timeout=5)
+    assert reply["type"] == "error"
+    assert reply["error"] == "subscribe_refused"
+    await websocket_sender.asend_to_user(alice.pk, {"secret": True})
+    assert await bob_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_client_messages_get_a_polite_error(open_socket, make_user):
+    user = await sync_to_async(make_user)()
+    sock, _, _ = await open_socket(user=user)
+    await sock.send_to(text_data="not json")
+    assert (await sock.receive_json_from(timeout=5))["error"] == "invalid_json"
+    await sock.send_to(bytes_data=b"\x00\x01")
+    assert (await sock.receive_json_from(timeout=5))["error"] == "unsupported"
+    await sock.send_json_to({"action": "reboot-everything"})
+    assert (await sock.receive_json_from(timeout=5))["error"] == "unsupported"
+    await sock.send_json_to({"action": "ping"})
+    assert await sock.receive_json_from(timeout=5) == {"type": "pong"}
