@@ -35,9 +35,30 @@ MAX_TOPIC_LEVEL_LENGTH = 64
 # Top-level import names of the generated project and its dependencies: a slug equal to one would shadow it.
 _PROJECT_IMPORT_NAMES = frozenset(
     {
-        "apps", "config", "websocket", "tests", "src", "django", "channels", "channels_redis", "daphne",
-        "aiomqtt", "celery", "django_celery_beat", "redis", "psycopg", "environ", "gunicorn", "uvicorn",
-        "flower", "bcrypt", "whitenoise", "prometheus_client", "pytest", "paho", "kombu",
+        "apps",
+        "config",
+        "websocket",
+        "tests",
+        "src",
+        "django",
+        "channels",
+        "channels_redis",
+        "daphne",
+        "aiomqtt",
+        "celery",
+        "django_celery_beat",
+        "redis",
+        "psycopg",
+        "environ",
+        "gunicorn",
+        "uvicorn",
+        "flower",
+        "bcrypt",
+        "whitenoise",
+        "prometheus_client",
+        "pytest",
+        "paho",
+        "kombu",
     }
 )
 _SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -163,7 +184,9 @@ def _slug(context: dict[str, Any]) -> str:
     value = _text(context, "project_slug")
     if not _SLUG_RE.fullmatch(value):
         raise AnswerError(
-            "project_slug", value, "a Python package name: a lower-case letter, then lower-case letters, digits, _"
+            "project_slug",
+            value,
+            "a Python package name: a lower-case letter, then lower-case letters, digits, _",
         )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         raise AnswerError("project_slug", value, "must not be a Python keyword")
@@ -209,10 +232,14 @@ def _matching(context: dict[str, Any], name: str, pattern: re.Pattern[str], allo
 
 
 def _images(context: dict[str, Any]) -> Images:
-    python = _matching(context, "python_version", _PYTHON_VERSION_RE, "a Python 3 version, 3.11 or newer (e.g. 3.12)")
+    python = _matching(
+        context, "python_version", _PYTHON_VERSION_RE, "a Python 3 version, 3.11 or newer (e.g. 3.12)"
+    )
     if int(_PYTHON_VERSION_RE.fullmatch(python).group(1)) < 11:
         raise AnswerError("python_version", python, "a Python 3 version, 3.11 or newer (e.g. 3.12)")
-    postgres = _matching(context, "postgres_version", _IMAGE_MAJOR_RE, "a PostgreSQL version such as 16 or 16.4")
+    postgres = _matching(
+        context, "postgres_version", _IMAGE_MAJOR_RE, "a PostgreSQL version such as 16 or 16.4"
+    )
     if int(postgres.split(".")[0]) < 13:
         raise AnswerError("postgres_version", postgres, "a PostgreSQL version 13 or newer (e.g. 16)")
     redis = _matching(context, "redis_version", _IMAGE_MAJOR_RE, "a Redis version such as 7 or 7.4")

@@ -82,19 +82,41 @@ def acl_rules(answers: Answers) -> list[Rule]:
     return [
         Rule(
             "Handler service: read every device's messages (shared subscription) and client presence.",
-            "allow", handler, "subscribe", tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE_TOPICS,
+            "allow",
+            handler,
+            "subscribe",
+            tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE_TOPICS,
         ),
         Rule("Handler service: nothing else.", "deny", handler, "all", ("#", "$SYS/#")),
-        Rule("Publisher service: send commands to any device.", "allow", publisher, "publish", (f"{command}/+",)),
+        Rule(
+            "Publisher service: send commands to any device.",
+            "allow",
+            publisher,
+            "publish",
+            (f"{command}/+",),
+        ),
         Rule("Publisher service: nothing else.", "deny", publisher, "all", ("#", "$SYS/#")),
         Rule(
             "Devices: publish only to their own topic of each message kind.",
-            "allow", "all", "publish", tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
+            "allow",
+            "all",
+            "publish",
+            tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
         ),
-        Rule("Devices: subscribe only to their own command topic.", "allow", "all", "subscribe",
-             (f"{command}/${{username}}",)),
-        Rule("Nobody else reads broker internals or subscribes to everything.", "deny", "all", "subscribe",
-             ("$SYS/#", Eq("#"))),
+        Rule(
+            "Devices: subscribe only to their own command topic.",
+            "allow",
+            "all",
+            "subscribe",
+            (f"{command}/${{username}}",),
+        ),
+        Rule(
+            "Nobody else reads broker internals or subscribes to everything.",
+            "deny",
+            "all",
+            "subscribe",
+            ("$SYS/#", Eq("#")),
+        ),
         Rule("Everything not allowed above is denied.", "deny"),
     ]
 

@@ -22,7 +22,13 @@ def _required(name: str) -> str:
 
 
 def _healthcheck(test: list[str], interval: str = "10s", retries: int = 5, start_period: str = "20s") -> dict:
-    return {"test": test, "interval": interval, "timeout": "10s", "retries": retries, "start_period": start_period}
+    return {
+        "test": test,
+        "interval": interval,
+        "timeout": "10s",
+        "retries": retries,
+        "start_period": start_period,
+    }
 
 
 def _postgres(answers: Answers) -> dict[str, Any]:
@@ -48,7 +54,10 @@ def _redis(answers: Answers) -> dict[str, Any]:
         "image": f"redis:{answers.images.redis}",
         "restart": "unless-stopped",
         "command": [
-            "redis-server", "/usr/local/etc/redis/redis.conf", "--requirepass", _required("REDIS_PASSWORD"),
+            "redis-server",
+            "/usr/local/etc/redis/redis.conf",
+            "--requirepass",
+            _required("REDIS_PASSWORD"),
         ],
         # redis-cli reads the password from REDISCLI_AUTH, so the healthcheck keeps it off its command line.
         "environment": {"REDISCLI_AUTH": _required("REDIS_PASSWORD")},
@@ -168,7 +177,9 @@ def app_compose(answers: Answers) -> dict[str, Any]:
     django["ports"] = ["8000:8000"]
     django["healthcheck"] = _healthcheck(
         [
-            "CMD", "python", "-c",
+            "CMD",
+            "python",
+            "-c",
             "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/', timeout=5)",
         ],
         interval="15s",

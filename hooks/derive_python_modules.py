@@ -9,7 +9,10 @@ import json
 
 from answers import Answers
 
-HEADER = "# Generated from the template answers. Change the answers and regenerate (cruft update) rather than edit.\n"
+HEADER = (
+    "# Generated from the template answers. "
+    "Change the answers and regenerate (cruft update) rather than edit.\n"
+)
 
 
 def _py_str(value: str) -> str:

@@ -24,7 +24,7 @@ def template_hooks_dir() -> Path:
     for candidate in candidates:
         if (candidate / "hooks" / "answers.py").is_file():
             return (candidate / "hooks").resolve()
-    sys.exit(f"Cannot find the template's hooks folder (template: {repo}); run cookiecutter with its full path.")
+    sys.exit(f"Cannot find the template's hooks folder from {repo}; pass the full template path.")
 
 
 sys.dont_write_bytecode = True  # keep the template checkout free of __pycache__

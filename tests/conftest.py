@@ -63,17 +63,13 @@ def cookiecutter_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cookiecutter_user")
     config = root / "config.yaml"
     config.write_text(
-        yaml.safe_dump(
-            {"cookiecutters_dir": str(root / "cookiecutters"), "replay_dir": str(root / "replay")}
-        )
+        yaml.safe_dump({"cookiecutters_dir": str(root / "cookiecutters"), "replay_dir": str(root / "replay")})
     )
     return config
 
 
 @pytest.fixture(scope="session")
-def bake_project(
-    tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path
-) -> Callable[..., Path]:
+def bake_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Callable[..., Path]:
     """bake_project(answers, fresh=False) -> project dir; the same answers are baked once per session
     unless fresh=True (for comparing two independent bakes)."""
     from cookiecutter.main import cookiecutter

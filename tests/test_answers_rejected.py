@@ -34,7 +34,11 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("duplicate_kinds", {"device_message_kinds": "status,event,status"}, "device_message_kinds"),
     ("group_with_space", {"shared_subscription_group": "my handlers"}, "shared_subscription_group"),
     ("group_with_slash", {"shared_subscription_group": "a/b"}, "shared_subscription_group"),
-    ("equal_prefixes", {"device_topic_prefix": "mqtt", "command_topic_prefix": "mqtt"}, "command_topic_prefix"),
+    (
+        "equal_prefixes",
+        {"device_topic_prefix": "mqtt", "command_topic_prefix": "mqtt"},
+        "command_topic_prefix",
+    ),
     ("ingest_qos_too_high", {"ingest_qos": 3}, "ingest_qos"),
     ("command_qos_negative", {"command_qos": -1}, "command_qos"),
     ("qos_not_a_number", {"ingest_qos": "one"}, "ingest_qos"),
@@ -51,15 +55,25 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("answers", "answer_name"), [(a, n) for _, a, n in REJECTED], ids=[r for r, _, _ in REJECTED])
+@pytest.mark.parametrize(
+    ("answers", "answer_name"), [(a, n) for _, a, n in REJECTED], ids=[r for r, _, _ in REJECTED]
+)
 def test_bad_answer_is_rejected_with_one_line_and_nothing_left(
-    answers: dict[str, Any], answer_name: str, tmp_path: Path, cookiecutter_config: Path, capfd: pytest.CaptureFixture
+    answers: dict[str, Any],
+    answer_name: str,
+    tmp_path: Path,
+    cookiecutter_config: Path,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(FailedHookException):
         cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(out), config_file=str(cookiecutter_config)
+            str(TEMPLATE),
+            no_input=True,
+            extra_context=answers,
+            output_dir=str(out),
+            config_file=str(cookiecutter_config),
         )
     stderr = capfd.readouterr().err
     messages = [line for line in stderr.splitlines() if line.startswith("Invalid answer ")]

@@ -35,7 +35,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "exposed_ports": {"expose_infra_ports": True},
     "timezone": {"timezone": "Asia/Tashkent", "language_code": "uz"},
     # Pairs that interact.
-    "replicas_without_flower": {"mqtt_handler_replicas": 3, "mqtt_publisher_replicas": 2, "use_flower": False},
+    "replicas_without_flower": {
+        "mqtt_handler_replicas": 3,
+        "mqtt_publisher_replicas": 2,
+        "use_flower": False,
+    },
     "custom_kinds_pbkdf2": {
         "device_topic_prefix": "telemetry",
         "device_message_kinds": "metrics,alarm",
@@ -113,7 +117,11 @@ def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
     """The file as Docker Compose loads it: validated, with .env interpolated."""
     result = subprocess.run(
         [str(tools.docker_compose), "-f", name, "config", "--format", "json"],
-        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
@@ -147,7 +155,11 @@ def test_python_compiles_and_passes_ruff(baked, tools) -> None:
         compile(source.read_text(encoding="utf-8"), str(source), "exec")
     lint = subprocess.run(
         [str(tools.ruff), "check", "--no-cache", "."],
-        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
@@ -157,7 +169,11 @@ def test_compose_file_passes_docker_compose_config(baked, tools, compose_file: s
     _, project = baked
     check = subprocess.run(
         [str(tools.docker_compose), "-f", compose_file, "config", "--quiet"],
-        cwd=project, capture_output=True, text=True, timeout=120, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert check.returncode == 0, check.stderr
 
@@ -166,7 +182,11 @@ def test_acl_parses_with_erlang(baked, tools) -> None:
     _, project = baked
     check = subprocess.run(
         [str(tools.erl), "-noshell", "-eval", '{ok, _} = file:consult("compose/emqx/acl.conf"), halt().'],
-        cwd=project, capture_output=True, text=True, timeout=60, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     lines = [line for line in (project / "compose/emqx/acl.conf").read_text().splitlines() if line.strip()]
@@ -188,7 +208,9 @@ def test_emqx_config_parses_as_hocon_and_follows_the_answers(baked, tools) -> No
     assert builtin["bootstrap_file"] == "/opt/emqx/data/bootstrap_users.json"
     assert builtin["bootstrap_type"] == "plain"
     assert (postgres["mechanism"], postgres["backend"], postgres["server"]) == (
-        "password_based", "postgresql", "postgres:5432",
+        "password_based",
+        "postgresql",
+        "postgres:5432",
     )
     assert postgres["query"] == (
         "SELECT password_hash, salt, false AS is_superuser FROM devices_device "
@@ -201,9 +223,15 @@ def test_emqx_config_parses_as_hocon_and_follows_the_answers(baked, tools) -> No
     algorithm = postgres["password_hash_algorithm"]
     assert scheme["ALGORITHM"] == want["device_password_hash"] == algorithm["name"]
     if scheme["ALGORITHM"] == "pbkdf2":
-        assert (algorithm["mac_fun"], algorithm["iterations"], algorithm["dk_length"]) == (
-            scheme["PBKDF2_MAC"], scheme["PBKDF2_ITERATIONS"], scheme["PBKDF2_DK_LENGTH"],
-        ) == ("sha256", 10000, 32)
+        assert (
+            (algorithm["mac_fun"], algorithm["iterations"], algorithm["dk_length"])
+            == (
+                scheme["PBKDF2_MAC"],
+                scheme["PBKDF2_ITERATIONS"],
+                scheme["PBKDF2_DK_LENGTH"],
+            )
+            == ("sha256", 10000, 32)
+        )
     elif scheme["ALGORITHM"] == "sha256":
         assert algorithm["salt_position"] == scheme["SALT_POSITION"] == "suffix"
     else:
@@ -222,8 +250,13 @@ def test_replica_services_match_the_answers(baked, tools) -> None:
     want = expected(variant)
     services = compose_config(tools, project, "docker-compose.app.yml")["services"]
     slug = want["project_slug"]
-    for role, count in (("handler", want["mqtt_handler_replicas"]), ("publisher", want["mqtt_publisher_replicas"])):
-        names = sorted((n for n in services if n.startswith(f"mqtt-{role}-")), key=lambda n: int(n.split("-")[-1]))
+    for role, count in (
+        ("handler", want["mqtt_handler_replicas"]),
+        ("publisher", want["mqtt_publisher_replicas"]),
+    ):
+        names = sorted(
+            (n for n in services if n.startswith(f"mqtt-{role}-")), key=lambda n: int(n.split("-")[-1])
+        )
         assert names == [f"mqtt-{role}-{i}" for i in range(1, count + 1)]
         for name in names:
             service = services[name]
@@ -234,7 +267,9 @@ def test_replica_services_match_the_answers(baked, tools) -> None:
     client_ids = [s["environment"].get("MQTT_CLIENT_ID") for s in services.values()]
     client_ids = [c for c in client_ids if c]
     assert len(client_ids) == len(set(client_ids))
-    expected_services = {"django-app", "celery-worker", "celery-beat"} | ({"flower"} if want["use_flower"] else set())
+    expected_services = {"django-app", "celery-worker", "celery-beat"} | (
+        {"flower"} if want["use_flower"] else set()
+    )
     assert expected_services <= set(services)
     assert ("flower" in services) == want["use_flower"]
     for service in services.values():
@@ -254,7 +289,9 @@ def test_infra_ports_follow_the_answer(baked, tools) -> None:
     for name, port in (("postgres", 5432), ("redis", 6379)):
         published = services[name].get("ports", [])
         if want["expose_infra_ports"]:
-            assert [(p["host_ip"], int(p["published"]), p["target"]) for p in published] == [("127.0.0.1", port, port)]
+            assert [(p["host_ip"], int(p["published"]), p["target"]) for p in published] == [
+                ("127.0.0.1", port, port)
+            ]
         else:
             assert published == []
     assert {int(p["published"]) for p in services["emqx"]["ports"]} == {1883, 18083}
@@ -287,7 +324,9 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
     }
     # The service users are fenced before the device rules (which name every client) can apply to them.
     first_device_rule = next(i for i, r in enumerate(rules) if r.who == "all")
-    service_denies = {r.who for r in rules[:first_device_rule] if r.permission == "deny" and r.action == "all"}
+    service_denies = {
+        r.who for r in rules[:first_device_rule] if r.permission == "deny" and r.action == "all"
+    }
     assert service_denies == {'{username,"svc_handler"}', '{username,"svc_publisher"}'}
     assert any(r.permission == "deny" and "$SYS/#" in r.topics and "eq:#" in r.topics for r in rules)
     assert rules[-1] == type(rules[-1])("deny", "all", "all", ())
@@ -357,16 +396,31 @@ def test_same_answers_give_the_same_tree_but_fresh_secrets(bake_project, variant
 
 
 @pytest.mark.parametrize("relative_to", ["template", "parent"])
-def test_bakes_from_a_relative_template_path(tmp_path: Path, cookiecutter_config: Path, relative_to: str) -> None:
+def test_bakes_from_a_relative_template_path(
+    tmp_path: Path, cookiecutter_config: Path, relative_to: str
+) -> None:
     """`cookiecutter .` passes a relative path to the hooks, which must still find hooks/answers.py."""
     import sys
 
     template = Path(__file__).resolve().parents[1]
     cwd, argument = (template, ".") if relative_to == "template" else (template.parent, template.name)
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config),
-         "-o", str(tmp_path), argument],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            "--config-file",
+            str(cookiecutter_config),
+            "-o",
+            str(tmp_path),
+            argument,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "iot_backend/compose/emqx/acl.conf").exists()
