@@ -29,6 +29,12 @@ CONSUMER_GROUP = "publishers"
 DEAD_LETTER_MAXLEN = 100_000
 
 
+def async_redis(url: str, max_connections: int = 50) -> aredis.Redis:
+    """An asyncio Redis client whose callers wait for a free connection instead of failing under bursts."""
+    pool = aredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=30)
+    return aredis.Redis(connection_pool=pool)
+
+
 class MalformedEntryError(ValueError):
     """A stream entry this code did not write (or an older, incompatible format)."""
 
@@ -116,7 +122,7 @@ class PublishQueue:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            client = aredis.Redis.from_url(self.url)
+            client = async_redis(self.url)
             self._async[loop] = client
         return client
 

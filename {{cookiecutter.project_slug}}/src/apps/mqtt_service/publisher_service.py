@@ -17,13 +17,19 @@ from typing import Any
 
 import aiomqtt
 import redis
-import redis.asyncio as aredis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from apps.mqtt_service.connection import Backoff, client_kwargs
 from apps.mqtt_service.metrics import Metrics
-from apps.mqtt_service.publish_queue import MalformedEntryError, PublishQueue, QueueConsumer, decode_entry
+from apps.mqtt_service.publish_queue import (
+    MalformedEntryError,
+    PublishQueue,
+    QueueConsumer,
+    QueuedCommand,
+    async_redis,
+    decode_entry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +60,7 @@ class PublisherService:
         self.claim_interval = claim_interval
         self.publish_timeout = publish_timeout
         self.metrics = metrics or Metrics("publisher", client_id)
-        self.redis = aredis.Redis.from_url(queue.url)
+        self.redis = async_redis(queue.url)
         self.consumer = QueueConsumer(
             queue, client_id, self.redis, max_deliveries=max_deliveries, claim_idle_ms=claim_idle_ms
         )
@@ -196,17 +202,8 @@ class PublisherService:
             await self.consumer.dead_letter(entry_id, fields, f"malformed entry: {exc}", deliveries)
             self.metrics.inc("dead_lettered")
             return
-        properties = Properties(PacketTypes.PUBLISH)
-        properties.UserProperty = [("command_id", command.command_id)]
         try:
-            await client.publish(
-                command.topic,
-                command.payload,
-                qos=command.qos,
-                retain=command.retain,
-                properties=properties,
-                timeout=self.publish_timeout,
-            )
+            await self._send(client, command)
         except aiomqtt.MqttError as exc:
             # Left pending on purpose: re-taken after reconnect (own) or claimed when idle (by anyone).
             logger.warning(
@@ -227,6 +224,19 @@ class PublisherService:
         self.metrics.inc("published")
         self._pending_acks.append(entry_id)
         self._acks_ready.set()
+
+    async def _send(self, client: aiomqtt.Client, command: QueuedCommand) -> None:
+        """One publish; returns when the broker acknowledged it (QoS 1/2) or it was written (QoS 0)."""
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.UserProperty = [("command_id", command.command_id)]
+        await client.publish(
+            command.topic,
+            command.payload,
+            qos=command.qos,
+            retain=command.retain,
+            properties=properties,
+            timeout=self.publish_timeout,
+        )
 
     async def _drain(self) -> None:
         if self._inflight:

@@ -1,0 +1,176 @@
+"""Commands go publish() -> Redis stream -> publisher service -> real broker -> a subscribed device, and leave
+the stream only once the broker acknowledged them."""
+
+import asyncio
+
+import aiomqtt
+import pytest
+import redis
+
+from apps.mqtt_service.mqtt_publisher import MqttPublisher
+from apps.mqtt_service.publish_queue import PublishQueue, QueuedCommand, build_fields
+from apps.mqtt_service.publisher_service import PublisherService
+from mqtt_helpers import (  # noqa: F401 - publish_queue is a fixture
+    eventually,
+    make_scheme,
+    publish_queue,
+    running_publisher,
+    stream_state,
+    subscribed,
+    unique,
+    user_property,
+)
+
+
+async def wait_until_empty(queue: PublishQueue, within: float = 10.0) -> dict[str, int]:
+    await eventually(lambda: (lambda s: s["length"] == 0 and s["pending"] == 0)(stream_state(queue)), within)
+    return stream_state(queue)
+
+
+async def test_command_reaches_the_device_with_its_id_and_is_acknowledged(
+    publish_queue: PublishQueue,  # noqa: F811
+) -> None:
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    async with subscribed(topic) as device, running_publisher(publish_queue):
+        command_id = await publisher.apublish(topic=topic, payload={"cmd": "reboot"}, qos=1)
+        [message] = await device.wait_for(1)
+        assert message.payload == b'{"cmd":"reboot"}'
+        assert message.qos == 1
+        assert user_property(message, "command_id") == command_id
+        assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
+
+
+async def test_sync_publish_before_the_service_starts_is_delivered(publish_queue: PublishQueue) -> None:  # noqa: F811
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    async with subscribed(topic) as device:
+        # Enqueued before any publisher created the consumer group: the group starts at the stream's start.
+        ids = [
+            await asyncio.to_thread(publisher.publish, topic=topic, payload=f"n{i}", qos=qos)
+            for i, qos in enumerate((0, 1, 2))
+        ]
+        async with running_publisher(publish_queue):
+            messages = await device.wait_for(3)
+            assert sorted(user_property(m, "command_id") for m in messages) == sorted(ids)
+            assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
+
+
+async def test_a_thousand_commands_are_each_delivered_once(publish_queue: PublishQueue) -> None:  # noqa: F811
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    async with subscribed(topic) as device, running_publisher(publish_queue) as service:
+        ids = await asyncio.gather(*(publisher.apublish(topic=topic, payload={"n": i}) for i in range(1000)))
+        messages = await device.wait_for(1000, within=30)
+        await asyncio.sleep(0.3)  # a duplicate would arrive right behind
+        received = [user_property(m, "command_id") for m in device.messages]
+        assert len(received) == 1000 == len(set(received))
+        assert set(received) == set(ids)
+        assert len(messages) == 1000
+        assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
+        assert service.metrics.get("published") == 1000
+
+
+async def test_entries_of_a_dead_replica_are_claimed_and_published(publish_queue: PublishQueue) -> None:  # noqa: F811
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    client = redis.Redis.from_url(publish_queue.url)
+    client.xgroup_create(publish_queue.stream, publish_queue.group, id="0", mkstream=True)
+    command_id = publisher.publish(topic=topic, payload={"cmd": "orphan"})
+    # A replica reads the entry and dies before publishing it: the entry stays pending under its name.
+    taken = client.xreadgroup(publish_queue.group, "dead-replica", {publish_queue.stream: ">"}, count=10)
+    assert len(taken[0][1]) == 1
+    client.close()
+    async with (
+        subscribed(topic) as device,
+        running_publisher(publish_queue, claim_idle_ms=200, claim_interval=0.2) as service,
+    ):
+        [message] = await device.wait_for(1)
+        assert user_property(message, "command_id") == command_id
+        assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
+        assert service.metrics.get("retried") == 1
+
+
+async def test_entry_delivered_too_often_goes_to_dead_letters_with_reason(
+    publish_queue: PublishQueue,  # noqa: F811
+) -> None:
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    client = redis.Redis.from_url(publish_queue.url)
+    client.xgroup_create(publish_queue.stream, publish_queue.group, id="0", mkstream=True)
+    publisher.publish(topic=topic, payload={"cmd": "cursed"})
+    [[_, [(entry_id, _)]]] = client.xreadgroup(
+        publish_queue.group, "crashing-replica", {publish_queue.stream: ">"}
+    )
+    for _ in range(3):  # three more replicas took it and crashed: 4 deliveries so far
+        client.xclaim(publish_queue.stream, publish_queue.group, "crashing-replica", 0, [entry_id])
+    async with (
+        subscribed(topic) as device,
+        running_publisher(publish_queue, claim_idle_ms=100, claim_interval=0.2, max_deliveries=4) as service,
+    ):
+        await eventually(lambda: stream_state(publish_queue)["dead"] > 0, within=10)
+        assert device.messages == []
+        assert service.metrics.get("dead_lettered") == 1
+    [(_, dead)] = client.xrange(publish_queue.dead_letter_stream)
+    client.close()
+    assert dead[b"topic"] == topic.encode()
+    assert dead[b"source_entry_id"] == entry_id
+    assert b"not delivered after 4 attempts" in dead[b"reason"]
+    assert stream_state(publish_queue) == {"length": 0, "pending": 0, "dead": 1}
+
+
+async def test_malformed_entry_is_dead_lettered_and_the_rest_still_flows(
+    publish_queue: PublishQueue,  # noqa: F811
+) -> None:
+    scheme = make_scheme()
+    topic = scheme.command_topic(unique("dev"))
+    client = redis.Redis.from_url(publish_queue.url)
+    client.xadd(publish_queue.stream, {"topic": topic, "payload": b"no id, no qos"})
+    client.xadd(publish_queue.stream, build_fields("good-one", topic, b"ok", 1, False))
+    async with subscribed(topic) as device, running_publisher(publish_queue):
+        [message] = await device.wait_for(1)
+        assert user_property(message, "command_id") == "good-one"
+        state = await wait_until_empty(publish_queue)
+    [(_, dead)] = client.xrange(publish_queue.dead_letter_stream)
+    client.close()
+    assert dead[b"reason"].startswith(b"malformed entry")
+    assert state == {"length": 0, "pending": 0, "dead": 1}
+
+
+class FlakyBrokerPublisher(PublisherService):
+    """Publishes of `poison` fail the way a dropped connection makes them fail; everything else is real."""
+
+    poison = "never-acknowledged"
+
+    async def _send(self, client: aiomqtt.Client, command: QueuedCommand) -> None:
+        if command.payload == self.poison.encode():
+            raise aiomqtt.MqttError("Operation timed out")
+        await super()._send(client, command)
+
+
+@pytest.mark.parametrize("max_deliveries", [2])
+async def test_entry_that_keeps_failing_is_retried_then_dead_lettered(
+    publish_queue: PublishQueue,  # noqa: F811
+    max_deliveries: int,
+) -> None:
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    async with (
+        subscribed(topic) as device,
+        running_publisher(publish_queue, FlakyBrokerPublisher, max_deliveries=max_deliveries) as service,
+    ):
+        publisher.publish(topic=topic, payload=FlakyBrokerPublisher.poison)
+        good_id = publisher.publish(topic=topic, payload="fine")
+        [message] = await device.wait_for(1)
+        assert user_property(message, "command_id") == good_id
+        await eventually(lambda: stream_state(publish_queue)["dead"] > 0, within=15)
+        assert service.metrics.get("publish_failed") == max_deliveries
+        assert service.metrics.get("retried") == max_deliveries - 1
+    assert stream_state(publish_queue) == {"length": 0, "pending": 0, "dead": 1}
+    assert [m.payload for m in device.messages] == [b"fine"]
