@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from emqx_acl import read_acl
 from pyhocon import ConfigFactory
 
@@ -353,6 +354,28 @@ def test_env_has_every_secret_filled(baked) -> None:
     assert len({env[name] for name in needed}) == len(needed), "every secret is distinct"
     assert set(env) == set(example), ".env has exactly the names of .env.example"
     assert env["DJANGO_TIME_ZONE"] == want.get("timezone", "UTC")
+
+
+def test_env_is_private_and_ignored_by_git(baked) -> None:
+    _, project = baked
+    assert (project / ".env").stat().st_mode & 0o077 == 0, ".env must be readable by its owner only"
+    ignored = {line.strip() for line in (project / ".gitignore").read_text().splitlines()}
+    assert ".env" in ignored
+
+
+@pytest.mark.parametrize("compose_file", ["docker-compose.infra.yml", "docker-compose.app.yml"])
+def test_compose_secrets_come_only_from_env(baked, compose_file: str) -> None:
+    """No default password in compose: every secret is a ${NAME:?...} reference that refuses to be empty."""
+    _, project = baked
+    data = yaml.safe_load((project / compose_file).read_text())
+    secret_name = re.compile(r"PASSWORD|SECRET|COOKIE|REDISCLI_AUTH")
+    checked = 0
+    for service in data["services"].values():
+        for name, value in (service.get("environment") or {}).items():
+            if secret_name.search(name):
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{name}={value}"
+                checked += 1
+    assert checked or compose_file.endswith("app.yml")
 
 
 def test_flower_is_pruned_when_turned_off(baked) -> None:
