@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from websocket.consumers import CLOSE_UNAUTHENTICATED
-from websocket.groups import STAFF_GROUP
+from websocket.groups import STAFF_GROUP, user_group
 from websocket.utils.senders import websocket_sender
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,6 +66,26 @@ async def test_staff_join_the_staff_group_and_others_do_not(open_socket, make_us
     regular_socket, _, _ = await open_socket(user=regular)
     await websocket_sender.asend_to_group(STAFF_GROUP, {"type": "device.status"})
     assert await staff_socket.receive_json_from(timeout=5) == {"type": "device.status"}
+    assert await regular_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_staff_owner_gets_one_copy_of_a_message_sent_to_both_groups(open_socket, make_user):
+    staff = await sync_to_async(make_user)(is_staff=True)
+    staff_socket, _, _ = await open_socket(user=staff)
+    await websocket_sender.asend_to_groups([STAFF_GROUP, user_group(staff.pk)], {"type": "device.event"})
+    assert await staff_socket.receive_json_from(timeout=5) == {"type": "device.event"}
+    assert await staff_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_sync_send_to_groups_and_send_to_group(open_socket, make_user):
+    staff, regular = await sync_to_async(make_user)(is_staff=True), await sync_to_async(make_user)()
+    staff_socket, _, _ = await open_socket(user=staff)
+    regular_socket, _, _ = await open_socket(user=regular)
+    await sync_to_async(websocket_sender.send_to_groups)([STAFF_GROUP, user_group(regular.pk)], {"n": 2})
+    assert await staff_socket.receive_json_from(timeout=5) == {"n": 2}
+    assert await regular_socket.receive_json_from(timeout=5) == {"n": 2}
+    await sync_to_async(websocket_sender.send_to_group)(STAFF_GROUP, {"n": 3})
+    assert await staff_socket.receive_json_from(timeout=5) == {"n": 3}
     assert await regular_socket.receive_nothing(timeout=QUIET_SECONDS)
 
 

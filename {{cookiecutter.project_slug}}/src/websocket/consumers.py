@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections import deque
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -11,6 +12,8 @@ from websocket.groups import STAFF_GROUP, safe_group_name, user_group
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# How many recent message ids a socket remembers to drop a copy that reached it through a second group.
+RECENT_IDS = 256
 
 
 class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -26,6 +29,7 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
             # Refuse the handshake: anonymous clients get nothing.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.recent_ids: deque[str] = deque(maxlen=RECENT_IDS)
         self.joined_groups = [user_group(user.pk)]
         if user.is_staff or user.is_superuser:
             self.joined_groups.append(STAFF_GROUP)
@@ -66,7 +70,12 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def ws_push(self, event: dict[str, Any]) -> None:
-        """Handler of channel-layer messages {"type": "ws.push", "payload": ...}."""
+        """Handler of channel-layer messages {"type": "ws.push", "payload": ..., "id": ...}."""
+        message_id = event.get("id")
+        if message_id is not None:
+            if message_id in self.recent_ids:
+                return
+            self.recent_ids.append(message_id)
         await self.send_json(event["payload"])
 
     async def _send_error(self, error: str, detail: str) -> None:
