@@ -53,7 +53,7 @@ class RejectedByDatabaseError(Exception):
 
 
 def _close_broken_connection() -> None:
-    # Runs in the sync thread that owns the connection; the next query opens a fresh one.
+    # Runs in the sync thread that owns the connection; a later query opens a fresh one.
     try:
         connection.close()
     except DatabaseError:
@@ -186,6 +186,8 @@ class DeviceStore:
     async def close(self) -> None:
         for batcher in (self._lookups, self._events, self._statuses):
             await batcher.close()
+        # The connection belongs to the sync thread the queries ran in; close it there.
+        await sync_to_async(_close_broken_connection)()
 
 
 _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DeviceStore] = weakref.WeakKeyDictionary()
