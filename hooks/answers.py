@@ -190,7 +190,8 @@ def _slug(context: dict[str, Any]) -> str:
         )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         raise AnswerError("project_slug", value, "must not be a Python keyword")
-    if value in sys.stdlib_module_names or value in _PROJECT_IMPORT_NAMES:
+    # stdlib_module_names exists from Python 3.10; older interpreters check the project's own names only.
+    if value in getattr(sys, "stdlib_module_names", frozenset()) or value in _PROJECT_IMPORT_NAMES:
         raise AnswerError("project_slug", value, "must not shadow a standard-library or dependency module")
     return value
 

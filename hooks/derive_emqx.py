@@ -51,7 +51,7 @@ def to_hocon(value: Any, dollar: str = "$") -> str:
         return json.dumps(value, ensure_ascii=True).replace("$", dollar)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{key} = {to_hocon(item, dollar)}" for key, item in value.items()) + "}"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "[" + ", ".join(to_hocon(item, dollar) for item in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as HOCON")
 
