@@ -124,6 +124,7 @@ async def test_a_burst_is_stored_completely_in_batches() -> None:
         await dev.publish(scheme.device_topic(devices[0].username, "status"), b'{"final": true}', qos=1)
         total = per_device * len(devices) + 1
         assert await eventually(lambda: service.metrics.get("processed") == total, within=20)
+        assert service.metrics.get("ws_push_failed") == 0
     for d in devices:
         payloads = await event_payloads(d)
         assert sorted(p["seq"] for p in payloads) == list(range(per_device))

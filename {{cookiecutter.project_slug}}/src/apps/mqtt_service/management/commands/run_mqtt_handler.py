@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +24,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         client_id = client_id_for("handler", options["client_id"])
         scheme = DEFAULT_SCHEME
         if options["shared_group"] != scheme.shared_group:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -26,7 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("--max-deliveries", type=int, default=5, help="attempts before dead-lettering")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         client_id = client_id_for("publisher", options["client_id"])
         run_service(
             lambda: PublisherService(
