@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from answers import Answers
 from derive_acl import acl_conf
 from derive_compose import app_compose, infra_compose

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 # The whole answer set, rendered by cookiecutter as a JSON string literal (safe whatever the answers hold).
-CONTEXT = json.loads({{ cookiecutter | jsonify | jsonify }})  # noqa: F821
+CONTEXT = json.loads({{cookiecutter | jsonify | jsonify}})  # noqa: F821
 
 
 def template_hooks_dir() -> Path:

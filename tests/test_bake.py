@@ -4,7 +4,6 @@ with the ACL, compose services and Django topic module all saying the same thing
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import subprocess
@@ -13,58 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
-from emqx_acl import read_acl
+from bake_variants import VARIANTS, expected, module_constants, read_env
+from emqx_authz_model import Atom, consult
 from pyhocon import ConfigFactory
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "other_name": {"project_name": "Smart Farm"},
-    "device_prefix": {"device_topic_prefix": "telemetry"},
-    "command_prefix": {"command_topic_prefix": "cmd"},
-    "kinds": {"device_message_kinds": "metrics, alarm,heartbeat"},
-    "single_kind": {"device_message_kinds": "status"},
-    "group": {"shared_subscription_group": "workers"},
-    "ingest_qos_0": {"ingest_qos": 0},
-    "ingest_qos_2": {"ingest_qos": 2},
-    "command_qos_0": {"command_qos": 0},
-    "command_qos_2": {"command_qos": 2},
-    "handler_replicas_3": {"mqtt_handler_replicas": 3},
-    "publisher_replicas_2": {"mqtt_publisher_replicas": 2},
-    "hash_pbkdf2": {"device_password_hash": "pbkdf2"},
-    "hash_bcrypt": {"device_password_hash": "bcrypt"},
-    "no_flower": {"use_flower": False},
-    "exposed_ports": {"expose_infra_ports": True},
-    "timezone": {"timezone": "Asia/Tashkent", "language_code": "uz"},
-    # Pairs that interact.
-    "replicas_without_flower": {
-        "mqtt_handler_replicas": 3,
-        "mqtt_publisher_replicas": 2,
-        "use_flower": False,
-    },
-    "custom_kinds_pbkdf2": {
-        "device_topic_prefix": "telemetry",
-        "device_message_kinds": "metrics,alarm",
-        "device_password_hash": "pbkdf2",
-    },
-    # Answers typed on the command line arrive as strings.
-    "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
-}
-
-DEFAULTS = {
-    "project_slug": "iot_backend",
-    "device_topic_prefix": "from_device",
-    "command_topic_prefix": "to_device",
-    "device_message_kinds": "status,event",
-    "shared_subscription_group": "handlers",
-    "ingest_qos": 1,
-    "command_qos": 1,
-    "mqtt_handler_replicas": 1,
-    "mqtt_publisher_replicas": 1,
-    "device_password_hash": "sha256",
-    "use_flower": True,
-    "expose_infra_ports": False,
-}
-SLUGS = {"other_name": "smart_farm"}
 SECRETS = (
     "DJANGO_SECRET_KEY",
     "POSTGRES_PASSWORD",
@@ -77,16 +28,6 @@ SECRETS = (
 # A cookiecutter expression or block that survived rendering (Django's own {% %} tags are expected).
 UNRENDERED = re.compile(r"\{[{%#]-?\s*(?:cookiecutter\b|raw\b|endraw\b)|cookiecutter\.(?!json\b)[a-z_]+")
 PRESENCE = ("$SYS/brokers/+/clients/+/connected", "$SYS/brokers/+/clients/+/disconnected")
-
-
-def expected(variant: str) -> dict[str, Any]:
-    """The normalized answers a variant stands for."""
-    values = {**DEFAULTS, **VARIANTS[variant]}
-    values["project_slug"] = SLUGS.get(variant, DEFAULTS["project_slug"])
-    values["kinds"] = tuple(kind.strip() for kind in values["device_message_kinds"].split(","))
-    for name in ("ingest_qos", "command_qos", "mqtt_handler_replicas", "mqtt_publisher_replicas"):
-        values[name] = int(values[name])
-    return values
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -106,14 +47,6 @@ def text_files(project: Path) -> list[Path]:
     return files
 
 
-def module_constants(path: Path) -> dict[str, Any]:
-    values = {}
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
 def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
     """The file as Docker Compose loads it: validated, with .env interpolated."""
     result = subprocess.run(
@@ -126,15 +59,6 @@ def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line and not line.lstrip().startswith("#") and "=" in line:
-            name, _, value = line.partition("=")
-            values[name.strip()] = value
-    return values
 
 
 def test_no_unrendered_cookiecutter_tag(baked) -> None:
@@ -315,22 +239,21 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
     }
     device, command = topology["DEVICE_TOPIC_PREFIX"], topology["COMMAND_TOPIC_PREFIX"]
     kinds = topology["DEVICE_MESSAGE_KINDS"]
-    rules = read_acl(tools.erl, project / "compose/emqx/acl.conf")
-    allowed = {(r.who, r.action): r.topics for r in rules if r.permission == "allow"}
+    rules = consult(project / "compose/emqx/acl.conf")
+    allowed = {(rule[1], rule[2]): tuple(rule[3]) for rule in rules if len(rule) == 4 and rule[0] == "allow"}
+    handler, publisher = ("username", "svc_handler"), ("username", "svc_publisher")
     assert allowed == {
-        ('{username,"svc_handler"}', "subscribe"): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
-        ('{username,"svc_publisher"}', "publish"): (f"{command}/+",),
-        ("all", "publish"): tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
-        ("all", "subscribe"): (f"{command}/${{username}}",),
+        (handler, "subscribe"): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
+        (publisher, "publish"): (f"{command}/+",),
+        (Atom("all"), "publish"): tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
+        (Atom("all"), "subscribe"): (f"{command}/${{username}}",),
     }
     # The service users are fenced before the device rules (which name every client) can apply to them.
-    first_device_rule = next(i for i, r in enumerate(rules) if r.who == "all")
-    service_denies = {
-        r.who for r in rules[:first_device_rule] if r.permission == "deny" and r.action == "all"
-    }
-    assert service_denies == {'{username,"svc_handler"}', '{username,"svc_publisher"}'}
-    assert any(r.permission == "deny" and "$SYS/#" in r.topics and "eq:#" in r.topics for r in rules)
-    assert rules[-1] == type(rules[-1])("deny", "all", "all", ())
+    first_device_rule = next(i for i, rule in enumerate(rules) if rule[1] == "all")
+    service_denies = {rule[1] for rule in rules[:first_device_rule] if rule[0] == "deny" and rule[2] == "all"}
+    assert service_denies == {handler, publisher}
+    assert any(rule[0] == "deny" and "$SYS/#" in rule[3] and ("eq", "#") in rule[3] for rule in rules)
+    assert rules[-1] == ("deny", "all")
 
 
 def test_service_usernames_agree_between_acl_and_env_example(baked) -> None:

@@ -1,0 +1,84 @@
+"""The answer sets the template suite bakes, and small readers of what a bake wrote."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "other_name": {"project_name": "Smart Farm"},
+    "device_prefix": {"device_topic_prefix": "telemetry"},
+    "command_prefix": {"command_topic_prefix": "cmd"},
+    "kinds": {"device_message_kinds": "metrics, alarm,heartbeat"},
+    "single_kind": {"device_message_kinds": "status"},
+    "group": {"shared_subscription_group": "workers"},
+    "ingest_qos_0": {"ingest_qos": 0},
+    "ingest_qos_2": {"ingest_qos": 2},
+    "command_qos_0": {"command_qos": 0},
+    "command_qos_2": {"command_qos": 2},
+    "handler_replicas_3": {"mqtt_handler_replicas": 3},
+    "publisher_replicas_2": {"mqtt_publisher_replicas": 2},
+    "hash_pbkdf2": {"device_password_hash": "pbkdf2"},
+    "hash_bcrypt": {"device_password_hash": "bcrypt"},
+    "no_flower": {"use_flower": False},
+    "exposed_ports": {"expose_infra_ports": True},
+    "timezone": {"timezone": "Asia/Tashkent", "language_code": "uz"},
+    # Pairs that interact.
+    "replicas_without_flower": {
+        "mqtt_handler_replicas": 3,
+        "mqtt_publisher_replicas": 2,
+        "use_flower": False,
+    },
+    "custom_kinds_pbkdf2": {
+        "device_topic_prefix": "telemetry",
+        "device_message_kinds": "metrics,alarm",
+        "device_password_hash": "pbkdf2",
+    },
+    # Answers typed on the command line arrive as strings.
+    "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
+}
+
+DEFAULTS = {
+    "project_slug": "iot_backend",
+    "device_topic_prefix": "from_device",
+    "command_topic_prefix": "to_device",
+    "device_message_kinds": "status,event",
+    "shared_subscription_group": "handlers",
+    "ingest_qos": 1,
+    "command_qos": 1,
+    "mqtt_handler_replicas": 1,
+    "mqtt_publisher_replicas": 1,
+    "device_password_hash": "sha256",
+    "use_flower": True,
+    "expose_infra_ports": False,
+}
+SLUGS = {"other_name": "smart_farm"}
+
+
+def expected(variant: str) -> dict[str, Any]:
+    """The normalized answers a variant stands for."""
+    values = {**DEFAULTS, **VARIANTS[variant]}
+    values["project_slug"] = SLUGS.get(variant, DEFAULTS["project_slug"])
+    values["kinds"] = tuple(kind.strip() for kind in values["device_message_kinds"].split(","))
+    for name in ("ingest_qos", "command_qos", "mqtt_handler_replicas", "mqtt_publisher_replicas"):
+        values[name] = int(values[name])
+    return values
+
+
+def module_constants(path: Path) -> dict[str, Any]:
+    values = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def read_env(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.lstrip().startswith("#") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name.strip()] = value
+    return values
