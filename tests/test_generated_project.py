@@ -7,6 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 # Installing the pinned dependencies and running a suite against real services takes minutes, not seconds.
 INSTALL_TIMEOUT_SECONDS = 1800
@@ -39,18 +41,49 @@ def tail(result: subprocess.CompletedProcess[str], chars: int = 6000) -> str:
     return f"--- stdout ---\n{result.stdout[-chars:]}\n--- stderr ---\n{result.stderr[-chars:]}"
 
 
-def test_generated_project_installs_and_passes_its_own_suite(cookies) -> None:
-    result = cookies.bake(template=str(TEMPLATE_DIR))
-    assert result.exit_code == 0, result.exception
-    project = Path(result.project_path)
+@pytest.fixture(scope="session")
+def installed_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Path:
+    """The defaults, baked and installed once (`make install`) for every test that runs the project."""
+    from cookiecutter.main import cookiecutter
 
+    out = tmp_path_factory.mktemp("installed")
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE_DIR), no_input=True, output_dir=str(out), config_file=str(cookiecutter_config)
+        )
+    )
     install = run_make(project, "install", INSTALL_TIMEOUT_SECONDS)
     assert install.returncode == 0, tail(install)
     assert (project / ".venv/bin/pytest").exists()
+    return project
 
+
+def test_generated_project_installs_and_passes_its_own_suite(installed_project: Path) -> None:
+    project = installed_project
     suite = run_make(project, "test", TEST_TIMEOUT_SECONDS)
     assert suite.returncode == 0, tail(suite)
     passed = re.search(r"\b(\d+) passed\b", suite.stdout)
     assert passed, tail(suite)
     assert int(passed.group(1)) > 0
     assert not re.search(r"\b\d+ (failed|errors?)\b", suite.stdout), tail(suite)
+
+
+def test_a_new_user_walks_both_data_paths(installed_project: Path) -> None:
+    """README's native development, as processes: a device's status reaches a logged-in browser's WebSocket,
+    and mqtt_publisher.publish reaches the device (tests/walkthrough/new_user.py says how)."""
+    walkthrough = Path(__file__).parent / "walkthrough" / "new_user.py"
+    result = subprocess.run(
+        [str(installed_project / ".venv/bin/python"), str(walkthrough)],
+        cwd=installed_project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    logs = "".join(
+        f"--- {log.name} ---\n{log.read_text()[-3000:]}\n"
+        for log in sorted(installed_project.glob("walkthrough-*.log"))
+    )
+    assert result.returncode == 0, tail(result) + logs
+    assert "walkthrough: ok" in result.stdout

@@ -111,3 +111,13 @@ async def test_client_messages_get_a_polite_error(open_socket, make_user):
     assert (await sock.receive_json_from(timeout=5))["error"] == "unsupported"
     await sock.send_json_to({"action": "ping"})
     assert await sock.receive_json_from(timeout=5) == {"type": "pong"}
+
+
+async def test_an_idle_socket_stays_open_and_still_receives(open_socket, make_user):
+    """The channel layer waits on Redis with blocking pops of several seconds; a client-side read timeout
+    at or below that (redis-py 8 defaults to 5 s) would tear every idle socket down."""
+    user = await sync_to_async(make_user)()
+    socket, _, _ = await open_socket(user=user)
+    assert await socket.receive_nothing(timeout=7)
+    await websocket_sender.asend_to_user(user.pk, {"still": "here"})
+    assert await socket.receive_json_from(timeout=5) == {"still": "here"}

@@ -137,7 +137,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_CHANNEL_LAYER_URL}],
+            # The layer waits on Redis with blocking pops of up to 5 s; redis-py 8's default client read
+            # timeout is also 5 s and would tear idle sockets down, so the read timeout must be longer.
+            "hosts": [{"address": REDIS_CHANNEL_LAYER_URL, "socket_timeout": 30}],
             # A distinct prefix keeps two projects (or two test runs) on one Redis apart.
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default=f"{PROJECT_SLUG}:ws:"),
         },
