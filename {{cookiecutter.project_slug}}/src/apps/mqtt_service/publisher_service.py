@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 from typing import Any
 
@@ -32,6 +33,10 @@ from apps.mqtt_service.publish_queue import (
 )
 
 logger = logging.getLogger(__name__)
+
+# paho's Properties() constructor rebuilds its lookup tables each time (it was the top cost per publish);
+# a shallow copy of one empty instance shares those read-only tables.
+_EMPTY_PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)
 
 
 class ConnectionLostError(Exception):
@@ -70,6 +75,8 @@ class PublisherService:
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        # Read again once a quarter of the window is free: fewer, larger XREADGROUP calls.
+        self._low_water = max(1, window // 4)
         self._connection_lost: asyncio.Event = asyncio.Event()
         self._pending_acks: list[str] = []
         self._acks_ready = asyncio.Event()
@@ -140,7 +147,7 @@ class PublisherService:
 
     async def _read_loop(self, client: aiomqtt.Client) -> None:
         redis_backoff = Backoff()
-        low_water = max(1, self.window // 4)
+        low_water = self._low_water
         while not self._stopping.is_set() and not self._connection_lost.is_set():
             free = self.window - len(self._inflight)
             if free < low_water:
@@ -189,7 +196,8 @@ class PublisherService:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._slot_freed.set()
+        if self.window - len(self._inflight) >= self._low_water:
+            self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             logger.error("publisher %s: publish task crashed", self.client_id, exc_info=task.exception())
 
@@ -227,7 +235,7 @@ class PublisherService:
 
     async def _send(self, client: aiomqtt.Client, command: QueuedCommand) -> None:
         """One publish; returns when the broker acknowledged it (QoS 1/2) or it was written (QoS 0)."""
-        properties = Properties(PacketTypes.PUBLISH)
+        properties = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
         properties.UserProperty = [("command_id", command.command_id)]
         await client.publish(
             command.topic,
