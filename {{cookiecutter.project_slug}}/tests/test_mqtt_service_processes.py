@@ -105,7 +105,8 @@ async def test_sigterm_drains_the_handler_and_a_restart_loses_nothing() -> None:
     device = await create_device()
     client_id = unique("test-handler-proc")
     group = unique("g")
-    args = ("run_mqtt_handler", "--client-id", client_id, "--shared-group", group)
+    # A short session expiry: the broker forgets this test's session soon after the test.
+    args = ("run_mqtt_handler", "--client-id", client_id, "--shared-group", group, "--session-expiry", "30")
     total = 800  # under the local Mosquitto's default per-client queue (1000), so the broker drops nothing
     topic = DEFAULT_SCHEME.device_topic(device.username, "event")
     log: list[str] = []

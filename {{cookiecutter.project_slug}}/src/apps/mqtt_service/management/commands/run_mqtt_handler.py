@@ -18,6 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--client-id", help="MQTT client id (default: MQTT_CLIENT_ID + '-handler')")
         parser.add_argument("--workers", type=int, default=200, help="concurrent message handlers")
         parser.add_argument(
+            "--session-expiry",
+            type=int,
+            default=3600,
+            help="seconds the broker keeps this replica's session (and queues its messages) while it is away",
+        )
+        parser.add_argument(
             "--shared-group",
             default=DEFAULT_SCHEME.shared_group,
             help="shared-subscription group to join (another group gets its own copy of every message)",
@@ -35,6 +41,7 @@ class Command(BaseCommand):
                 client_id=client_id,
                 scheme=scheme,
                 workers=options["workers"],
+                session_expiry=options["session_expiry"],
                 metrics_redis_url=settings.REDIS_PUBLISH_QUEUE_URL,
             )
         )
