@@ -87,3 +87,32 @@ def test_a_new_user_walks_both_data_paths(installed_project: Path) -> None:
     )
     assert result.returncode == 0, tail(result) + logs
     assert "walkthrough: ok" in result.stdout
+
+
+# The device tests that depend on the answered hashing algorithm: hashing, the admin form, the provisioning
+# commands and the exact query EMQX runs against Postgres.
+HASHING_TESTS = (
+    "tests/test_passwords.py",
+    "tests/test_admin_devices.py",
+    "tests/test_devices_commands.py",
+    "tests/test_devices_emqx_query.py",
+)
+
+
+@pytest.mark.parametrize("algorithm", ["pbkdf2", "bcrypt"])
+def test_other_hashing_answers_pass_their_device_tests(
+    installed_project: Path, bake_project, algorithm: str
+) -> None:
+    """Same pinned dependencies as the defaults, so the installed .venv serves these bakes too."""
+    project = bake_project({"device_password_hash": algorithm})
+    suite = subprocess.run(
+        [str(installed_project / ".venv/bin/pytest"), "-q", *HASHING_TESTS],
+        cwd=project,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+        timeout=TEST_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert suite.returncode == 0, tail(suite)
+    assert re.search(r"\b\d+ passed\b", suite.stdout), tail(suite)
