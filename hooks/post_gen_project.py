@@ -12,6 +12,7 @@ from pathlib import Path
 CONTEXT = json.loads({{cookiecutter | jsonify | jsonify}})  # noqa: F821
 
 
+# Kept identical in both hooks: neither can import shared code before it has found the hooks folder.
 def template_hooks_dir() -> Path:
     """The template's hooks/ folder: cookiecutter runs a rendered copy of this file from a temp dir."""
     repo = Path(CONTEXT["_repo_dir"])
