@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -199,3 +201,54 @@ class TcpProxy:
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ManagePy:
+    """`manage.py <args>` as a child process, its log in a file (a pipe nobody reads would block it)."""
+
+    def __init__(self, workdir: Path, *args: str, env: dict[str, str]) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.args = args
+        self.env = env
+        self.log_path = workdir / f"{args[0]}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, ready_line: str, within: float = 20.0) -> None:
+        """Start and wait until the log shows `ready_line` (logged after this start only)."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        child_env = dict(os.environ)
+        child_env["DJANGO_ENV_FILE"] = str(PROJECT_ROOT / "tests" / "test.env")
+        child_env.update(self.env)
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(PROJECT_ROOT / "src" / "manage.py"),
+                *self.args,
+                cwd=PROJECT_ROOT,
+                env=child_env,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while ready_line not in self.log()[offset:]:
+            if self.process.returncode is not None or loop.time() > deadline:
+                raise AssertionError(f"{self.args[0]} not ready:\n{self.log()[offset:]}")
+            await asyncio.sleep(0.05)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+
+    async def terminate(self, within: float = 30.0) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.terminate()
+        return await asyncio.wait_for(self.process.wait(), within)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
