@@ -7,7 +7,7 @@ SHELL := /bin/sh
 VENV := .venv
 STAMP := $(VENV)/.requirements-dev.installed
 
-.PHONY: help test venv check_tools clean
+.PHONY: help test venv check_tools clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z_]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
@@ -44,3 +44,8 @@ check_tools: ## Check (and where possible install) the system programs the suite
 
 clean: ## Remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Not part of `make test`: prints figures, asserts nothing. Needs the local services of the test suite plus
+# mosquitto and mosquitto_pub. `make bench BENCH_ARGS="--runs 3"` reports medians of three runs.
+bench: ## Benchmark the generated project's MQTT data paths against raw aiomqtt baselines
+	python3 bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,223 @@
+"""Traffic agents of the benchmark, each a separate process so it does not share an event loop with the
+thing it measures: `python agents.py <role> --spec '<json>'`.
+
+Every agent prints `READY` once it is connected, then one JSON line with its figures, and exits. Times are
+`time.time()` (one machine, one clock), so the orchestrator can compare them across processes. Every loop is
+bounded by a count and a deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import aiomqtt
+
+# aiomqtt warns about every batch of pending publishes; 100 in flight is the point here.
+QUIET = logging.getLogger("bench.mqtt")
+QUIET.setLevel(logging.ERROR)
+
+
+def mqtt_client(spec: dict[str, Any], **options: Any) -> aiomqtt.Client:
+    """Same transport as the project's services (MQTT 5, TCP_NODELAY), so baselines compare like with like."""
+    return aiomqtt.Client(
+        "127.0.0.1",
+        spec["port"],
+        identifier=spec["client_id"],
+        protocol=aiomqtt.ProtocolVersion.V5,
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        logger=QUIET,
+        **options,
+    )
+
+
+def ready() -> None:
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+
+
+def done(result: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+async def wait_for_go(spec: dict[str, Any]) -> None:
+    """Block until the orchestrator writes a line on stdin (so agents start together)."""
+    if spec.get("wait_for_go"):
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def subscribe_count(spec: dict[str, Any]) -> None:
+    """Count messages on `topic`; with `latency`, also collect now - payload["ts"] per message."""
+    count, deadline = spec["count"], time.time() + spec["timeout"]
+    latencies: list[float] = []
+    received, first, last = 0, None, None
+    async with mqtt_client(spec) as client:
+        await client.subscribe(spec["topic"], qos=spec.get("qos", 1))
+        ready()
+
+        async def consume() -> None:
+            nonlocal received, first, last
+            async for message in client.messages:
+                now = time.time()
+                first = first or now
+                last = now
+                received += 1
+                if spec.get("latency"):
+                    latencies.append(now - json.loads(message.payload)["ts"])
+                if received >= count:
+                    return
+
+        try:
+            await asyncio.wait_for(consume(), max(1.0, deadline - time.time()))
+        except TimeoutError:
+            pass
+    done({"received": received, "first": first, "last": last, "latencies": latencies})
+
+
+async def raw_publish(spec: dict[str, Any]) -> None:
+    """The baseline publisher: one aiomqtt connection, QoS 1, `inflight` publishes awaited concurrently."""
+    count, inflight = spec["count"], spec["inflight"]
+    payload = json.dumps({"n": 0, "pad": "x" * 40}).encode()
+    async with mqtt_client(spec, max_inflight_messages=inflight) as client:
+        ready()
+        await wait_for_go(spec)
+        start = time.time()
+        sent = 0
+
+        async def lane() -> None:
+            nonlocal sent
+            while sent < count:
+                sent += 1
+                await client.publish(spec["topic"], payload, qos=1)
+
+        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(inflight))), spec["timeout"])
+        done({"start": start, "end": time.time(), "sent": sent})
+
+
+async def paced_publish(spec: dict[str, Any]) -> None:
+    """A fixed rate (msgs/s) for a fixed time, round-robin over `topics`; payload carries the send time."""
+    rate, seconds, topics = spec["rate"], spec["seconds"], spec["topics"]
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    total = int(rate * seconds)
+    async with mqtt_client(spec, max_inflight_messages=1000) as client:
+        ready()
+        await wait_for_go(spec)
+        start = time.time()
+        pending: set[asyncio.Task[None]] = set()
+        sent = 0
+        while sent < total:
+            for _ in range(min(per_tick, total - sent)):
+                body = json.dumps({"seq": sent, "ts": time.time()}).encode()
+                task = asyncio.create_task(client.publish(topics[sent % len(topics)], body, qos=1))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                sent += 1
+            # Sleep to the next tick of the schedule, not a fixed interval, so lateness does not add up.
+            next_tick = start + (sent / per_tick) * tick
+            await asyncio.sleep(max(0.0, next_tick - time.time()))
+        if pending:
+            await asyncio.wait_for(asyncio.gather(*pending), 30)
+        done({"start": start, "end": time.time(), "sent": sent})
+
+
+async def enqueue(spec: dict[str, Any]) -> None:
+    """Commands through the project's own API: mqtt_publisher.apublish -> Redis stream."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from apps.mqtt_service.mqtt_publisher import mqtt_publisher
+
+    count, lanes = spec["count"], spec["concurrency"]
+    ready()
+    await wait_for_go(spec)
+    start = time.time()
+    sent = 0
+
+    async def lane() -> None:
+        nonlocal sent
+        while sent < count:
+            sent += 1
+            await mqtt_publisher.apublish(topic=spec["topic"], payload={"n": sent, "pad": "x" * 30})
+
+    await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(lanes))), spec["timeout"])
+    done({"start": start, "end": time.time(), "sent": sent})
+
+
+async def ws_listen(spec: dict[str, Any]) -> None:
+    """A signed-in browser: counts distinct device events (a duplicate frame is counted apart);
+    with `latency`, now - data["ts"] per event."""
+    import websockets
+
+    count, deadline = spec["count"], time.time() + spec["timeout"]
+    latencies: list[float] = []
+    received, duplicates, first, last = 0, 0, None, None
+    seen: set[tuple[str, int]] = set()
+    async with websockets.connect(
+        spec["url"], origin=spec["origin"], additional_headers={"Cookie": spec["cookie"]}, max_queue=None
+    ) as socket_:
+        ready()
+
+        async def consume() -> None:
+            nonlocal received, duplicates, first, last
+            async for frame in socket_:
+                event = json.loads(frame)
+                if not str(event.get("type", "")).startswith("device."):
+                    continue
+                key = (event["device"], event["data"]["seq"])
+                if key in seen:
+                    duplicates += 1
+                    continue
+                seen.add(key)
+                now = time.time()
+                first = first or now
+                last = now
+                received += 1
+                if spec.get("latency"):
+                    latencies.append(now - event["data"]["ts"])
+                if received >= count:
+                    return
+
+        try:
+            await asyncio.wait_for(consume(), max(1.0, deadline - time.time()))
+        except TimeoutError:
+            pass
+    done(
+        {
+            "received": received,
+            "duplicates": duplicates,
+            "first": first,
+            "last": last,
+            "latencies": latencies,
+        }
+    )
+
+
+ROLES = {
+    "subscribe-count": subscribe_count,
+    "raw-publish": raw_publish,
+    "paced-publish": paced_publish,
+    "enqueue": enqueue,
+    "ws-listen": ws_listen,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("role", choices=sorted(ROLES))
+    parser.add_argument("--spec", required=True, help="JSON object with the role's parameters")
+    args = parser.parse_args()
+    asyncio.run(ROLES[args.role](json.loads(args.spec)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,538 @@
+"""Measures a baked project's MQTT data paths, each figure next to a baseline taken in the same run.
+
+Started by run.py inside a venv that has the project's requirements. It starts its own Mosquitto (free port,
+TCP_NODELAY, no per-client queue or in-flight limits), its own Postgres database (dropped at the end) and
+uses the local Redis under keys unique to this run (deleted at the end). Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import redis
+from report import format_table, summarize
+
+logger = logging.getLogger("bench")
+BENCH_DIR = Path(__file__).resolve().parent
+AGENTS = BENCH_DIR / "agents.py"
+SEED = BENCH_DIR / "seed_data.py"
+# Redis logical databases of the generated settings: 3 channel layer, 4 publish queue and metrics.
+REDIS_DBS = (3, 4)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def find_program(name: str) -> str:
+    found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+    if found is None:
+        raise SystemExit(
+            f"{name} is required by the benchmark (e.g. apt-get install mosquitto mosquitto-clients)"
+        )
+    return found
+
+
+@dataclass
+class Agent:
+    process: asyncio.subprocess.Process
+    role: str
+
+    async def result(self, timeout: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        await asyncio.wait_for(self.process.wait(), 10)
+        if not line:
+            raise RuntimeError(f"agent {self.role} exited with {self.process.returncode} and no result")
+        return json.loads(line)
+
+    async def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"go\n")
+        await self.process.stdin.drain()
+
+
+@dataclass
+class Service:
+    name: str
+    process: asyncio.subprocess.Process
+    log: Path
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), 30)
+            except TimeoutError:
+                logger.warning("%s did not stop on SIGTERM; killing it", self.name)
+                self.process.kill()
+                await self.process.wait()
+
+
+@dataclass
+class Bench:
+    project: Path
+    workdir: Path
+    messages: int
+    tag: str = field(default_factory=lambda: f"bench{secrets.token_hex(4)}")
+    broker_port: int = field(default_factory=free_port)
+    web_port: int = field(default_factory=free_port)
+    services: list[Service] = field(default_factory=list)
+    seed: dict[str, Any] = field(default_factory=dict)
+    counter: int = 0
+    # One key for every process: session auth hashes are signed with it.
+    secret_key: str = field(default_factory=lambda: f"bench-{secrets.token_urlsafe(40)}")
+
+    # --- environment -----------------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DJANGO_ENV_FILE": str(self.project / "tests" / "test.env"),
+                "PYTHONPATH": str(self.project / "src"),
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+                # Production mode (no query log, no debug toolbar-ish overhead) but plain HTTP on localhost.
+                "DJANGO_DEBUG": "False",
+                "DJANGO_SECRET_KEY": self.secret_key,
+                "DJANGO_SECURE_SSL_REDIRECT": "False",
+                "DJANGO_SECURE_COOKIES": "False",
+                "DJANGO_SECURE_HSTS_SECONDS": "0",
+                "DJANGO_LOG_LEVEL": "INFO",
+                "POSTGRES_DB": self.tag,
+                "MQTT_BROKER_HOST": "127.0.0.1",
+                "MQTT_BROKER_PORT": str(self.broker_port),
+                "MQTT_PUBLISH_QUEUE": f"{self.tag}:publish_queue",
+                "CHANNEL_LAYER_PREFIX": f"{self.tag}:ws:",
+            }
+        )
+        return env
+
+    def pg_connect(self) -> psycopg.Connection:
+        env = self.env
+        return psycopg.connect(
+            host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            port=int(os.environ.get("POSTGRES_PORT", "5432")),
+            user=os.environ.get("POSTGRES_USER", "postgres"),
+            password=os.environ.get("POSTGRES_PASSWORD") or None,
+            dbname=env.get("BENCH_ADMIN_DB", "postgres"),
+            autocommit=True,
+        )
+
+    def next_id(self, what: str) -> str:
+        self.counter += 1
+        return f"{self.tag}-{what}-{self.counter}"
+
+    async def run_checked(self, *argv: str) -> str:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=self.project,
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 300)
+        if process.returncode != 0:
+            raise RuntimeError(f"{argv[:3]} failed:\n{err.decode(errors='replace')[-3000:]}")
+        return out.decode()
+
+    async def start_service(
+        self, name: str, argv: list[str], ready_text: str | None = None, port: int | None = None
+    ) -> Service:
+        """Start a long-running process; ready when its log shows `ready_text` or `port` accepts."""
+        log = self.workdir / f"{name}.log"
+        handle = log.open("wb")
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.project, env=self.env, stdout=handle, stderr=asyncio.subprocess.STDOUT
+        )
+        handle.close()
+        service = Service(name, process, log)
+        self.services.append(service)
+        deadline = time.monotonic() + 30
+        while True:
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited early:\n{log.read_text(errors='replace')[-3000:]}")
+            if ready_text is not None and ready_text in log.read_text(errors="replace"):
+                return service
+            if port is not None and await self._port_open(port):
+                return service
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after 30 s:\n{log.read_text(errors='replace')[-3000:]}")
+            await asyncio.sleep(0.1)
+
+    async def _port_open(self, port: int) -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return False
+        writer.close()
+        return True
+
+    async def stop_service(self, service: Service) -> None:
+        await service.stop()
+        self.services.remove(service)
+
+    async def agent(self, role: str, **spec: Any) -> Agent:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(AGENTS),
+            role,
+            "--spec",
+            json.dumps(spec),
+            cwd=self.project,
+            env=self.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,  # the result line carries every latency sample
+        )
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if line.strip() != b"READY":
+            raise RuntimeError(f"agent {role} failed to start (got {line!r})")
+        return Agent(process, role)
+
+    # --- setup and teardown ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.broker_port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            # Nagle's algorithm delays small MQTT packets; the default 1000-message client queue drops bursts.
+            "set_tcp_nodelay true\n"
+            "max_queued_messages 0\n"
+            "max_inflight_messages 0\n"
+            "log_type error\n"
+            "log_type warning\n"
+        )
+        await self.start_service(
+            "mosquitto", [find_program("mosquitto"), "-c", str(conf)], port=self.broker_port
+        )
+        with self.pg_connect() as conn:
+            conn.execute(f'CREATE DATABASE "{self.tag}"')
+        python = sys.executable
+        await self.run_checked(python, "src/manage.py", "migrate", "--no-input", "-v", "0")
+        self.seed = json.loads((await self.run_checked(python, str(SEED), "8")).strip().splitlines()[-1])
+        await self.start_service(
+            "uvicorn",
+            [
+                str(Path(python).parent / "uvicorn"),
+                "config.asgi:application",
+                "--app-dir",
+                "src",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.web_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            port=self.web_port,
+        )
+        await self.start_service(
+            "publisher",
+            [python, "src/manage.py", "run_mqtt_publisher", "--client-id", self.next_id("publisher")],
+            ready_text="connected",
+        )
+
+    async def stop(self) -> None:
+        for service in reversed(list(self.services)):
+            await self.stop_service(service)
+        with self.pg_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.tag}" WITH (FORCE)')
+        for db in REDIS_DBS:
+            client = redis.Redis(
+                host=os.environ.get("REDIS_HOST", "127.0.0.1"),
+                port=int(os.environ.get("REDIS_PORT", "6379")),
+                password=os.environ.get("REDIS_PASSWORD") or None,
+                db=db,
+            )
+            keys = list(client.scan_iter(match=f"*{self.tag}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+
+    # --- scenarios -----------------------------------------------------------------------------------------
+    async def publisher_path(self) -> dict[str, float]:
+        """(a) enqueue -> Redis -> publisher service -> broker -> subscriber, vs a raw aiomqtt publisher."""
+        topic, n = self.seed["command_topic"], self.messages
+        results = {}
+        for name in ("raw", "project"):
+            sub = await self.agent(
+                "subscribe-count",
+                port=self.broker_port,
+                client_id=self.next_id("sub"),
+                topic=topic,
+                count=n,
+                timeout=120,
+            )
+            if name == "raw":
+                sender = await self.agent(
+                    "raw-publish",
+                    port=self.broker_port,
+                    client_id=self.next_id("raw"),
+                    topic=topic,
+                    count=n,
+                    inflight=100,
+                    timeout=120,
+                    wait_for_go=True,
+                )
+            else:
+                sender = await self.agent(
+                    "enqueue", topic=topic, count=n, concurrency=50, timeout=120, wait_for_go=True
+                )
+            await sender.go()
+            sent = await sender.result(130)
+            got = await sub.result(130)
+            results[name] = self._rate(got, sent["start"], n)
+        return {"project": results["project"], "baseline": results["raw"]}
+
+    async def _flood(self, total: int) -> float:
+        """Publish `total` messages with several mosquitto_pub connections (C client, QoS 1) at full speed."""
+        topics = self.seed["device_topics"]
+        other = _other_kind(topics)
+        lanes = [topics["event"][0], topics[other][1], topics["event"][2], topics[other][3]]
+        per_lane = total // len(lanes)
+        files = []
+        for index in range(len(lanes)):
+            path = self.workdir / f"flood-{index}.txt"
+            path.write_text("".join(f'{{"seq": {index * per_lane + i}, "ts": 0}}\n' for i in range(per_lane)))
+            files.append(path)
+        start = time.time()
+        procs = []
+        for index, topic in enumerate(lanes):
+            with files[index].open("rb") as stdin:
+                procs.append(
+                    await asyncio.create_subprocess_exec(
+                        find_program("mosquitto_pub"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(self.broker_port),
+                        "-V",
+                        "mqttv5",
+                        "-q",
+                        "1",
+                        "-M",
+                        "1000",
+                        "-i",
+                        self.next_id("flood"),
+                        "-t",
+                        topic,
+                        "-l",
+                        stdin=stdin,
+                    )
+                )
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 120)
+        return start
+
+    async def _handlers(self, replicas: int) -> list[Service]:
+        group = self.next_id("group").replace("-", "_")
+        started = []
+        for _ in range(replicas):
+            client_id = self.next_id("handler")
+            started.append(
+                await self.start_service(
+                    client_id,
+                    [
+                        sys.executable,
+                        "src/manage.py",
+                        "run_mqtt_handler",
+                        "--client-id",
+                        client_id,
+                        "--shared-group",
+                        group,
+                        "--session-expiry",
+                        "5",
+                    ],
+                    ready_text="subscribed to",
+                )
+            )
+        return started
+
+    def _ws_spec(self, count: int, timeout: float, latency: bool = False) -> dict[str, Any]:
+        base = f"http://127.0.0.1:{self.web_port}"
+        return {
+            "url": f"ws://127.0.0.1:{self.web_port}/ws/connect/",
+            "origin": base,
+            "cookie": self.seed["cookie"],
+            "count": count,
+            "timeout": timeout,
+            "latency": latency,
+        }
+
+    async def handler_ingest(self, replicas: int) -> float:
+        """(b)/(d) built-in handlers (DB writes + WebSocket push to a signed-in socket), full-speed feed."""
+        n = self.messages // 4 * 4
+        handlers = await self._handlers(replicas)
+        try:
+            socket_ = await self.agent("ws-listen", **self._ws_spec(n, 180))
+            start = await self._flood(n)
+            got = await socket_.result(190)
+            if got["duplicates"]:
+                logger.warning("WebSocket got %d duplicate frames", got["duplicates"])
+            return self._rate(got, start, n)
+        finally:
+            for service in handlers:
+                await self.stop_service(service)
+
+    async def raw_ingest(self) -> float:
+        n = self.messages // 4 * 4
+        prefix = self.seed["device_topics"]["event"][0].rsplit("/", 2)[0]
+        sub = await self.agent(
+            "subscribe-count",
+            port=self.broker_port,
+            client_id=self.next_id("rawsub"),
+            topic=f"{prefix}/#",
+            count=n,
+            timeout=120,
+        )
+        start = await self._flood(n)
+        return self._rate(await sub.result(130), start, n)
+
+    async def latency(self, rate: int = 1000, seconds: float = 10.0) -> dict[str, float]:
+        """(c) device -> handler -> WebSocket at a fixed rate; a raw MQTT subscriber on the same feed."""
+        topics = [t for kind_topics in self.seed["device_topics"].values() for t in kind_topics]
+        total = int(rate * seconds)
+        prefix = topics[0].rsplit("/", 2)[0]
+        handlers = await self._handlers(1)
+        try:
+            socket_ = await self.agent("ws-listen", **self._ws_spec(total, seconds + 60, latency=True))
+            raw = await self.agent(
+                "subscribe-count",
+                port=self.broker_port,
+                client_id=self.next_id("latsub"),
+                topic=f"{prefix}/#",
+                count=total,
+                timeout=seconds + 60,
+                latency=True,
+            )
+            sender = await self.agent(
+                "paced-publish",
+                port=self.broker_port,
+                client_id=self.next_id("paced"),
+                topics=topics,
+                rate=rate,
+                seconds=seconds,
+                wait_for_go=True,
+            )
+            await sender.go()
+            sent = await sender.result(seconds + 60)
+            ws, mqtt = await socket_.result(seconds + 70), await raw.result(seconds + 70)
+        finally:
+            for service in handlers:
+                await self.stop_service(service)
+        achieved = sent["sent"] / (sent["end"] - sent["start"])
+        return {
+            "rate": achieved,
+            "ws_received": ws["received"],
+            "ws_p50_ms": _percentile(ws["latencies"], 50) * 1000,
+            "ws_p99_ms": _percentile(ws["latencies"], 99) * 1000,
+            "raw_p50_ms": _percentile(mqtt["latencies"], 50) * 1000,
+            "raw_p99_ms": _percentile(mqtt["latencies"], 99) * 1000,
+        }
+
+    @staticmethod
+    def _rate(got: dict[str, Any], start: float, expected: int) -> float:
+        if not got["received"] or got["last"] is None:
+            return 0.0
+        if got["received"] < expected:
+            logger.warning("only %d of %d messages arrived", got["received"], expected)
+        return got["received"] / (got["last"] - start)
+
+    async def run_once(self) -> dict[str, Any]:
+        publisher = await self.publisher_path()
+        raw = await self.raw_ingest()
+        one = await self.handler_ingest(1)
+        two = await self.handler_ingest(2)
+        latency = await self.latency()
+        return {
+            "publisher": publisher,
+            "handler_ingest": {"project": one, "baseline": raw},
+            "replicas": {"one": one, "two": two},
+            "latency": latency,
+        }
+
+
+def _other_kind(topics: dict[str, list[str]]) -> str:
+    others = [kind for kind in topics if kind != "event"]
+    return others[0] if others else "event"
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+@contextmanager
+def workdir(keep: bool) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="iot-bench-"))
+    try:
+        yield path
+    finally:
+        if keep:
+            logger.info("kept %s", path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    with workdir(args.keep) as tmp:
+        bench = Bench(project=args.project, workdir=tmp, messages=args.messages)
+        runs = []
+        try:
+            await bench.start()
+            for index in range(args.runs):
+                logger.info("run %d of %d", index + 1, args.runs)
+                runs.append(await bench.run_once())
+                logger.info("run %d: %s", index + 1, json.dumps(runs[-1]))
+        finally:
+            await bench.stop()
+        summary = summarize(runs)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"messages": args.messages, "runs": runs, "median": summary}, indent=2) + "\n"
+        )
+        sys.stdout.write(format_table(summary, len(runs)) + "\n")
+        sys.stdout.write(f"figures written to {args.json}\n")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--project", type=Path, required=True, help="a baked project with its .venv deps installed"
+    )
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per throughput measurement")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (service logs)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
