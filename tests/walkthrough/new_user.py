@@ -42,6 +42,7 @@ RUN_ID = secrets.token_hex(4)
 DEVICE = f"device_{RUN_ID}"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
 TIMEOUT = 30.0
+HANDLER_CLIENT_ID = f"walkthrough-{RUN_ID}-handler"
 
 HOSTS = {
     "POSTGRES_HOST": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
@@ -170,6 +171,13 @@ async def browser_receives_device_status(base: str, cookie: str, device: mqtt.Cl
         raise RuntimeError("the browser never received the device's status")
 
 
+def forget_session(client_id: str) -> None:
+    """Remove a persistent session the run left on the broker, so it takes no share of later messages."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.connect(HOSTS["MQTT_BROKER_HOST"], int(HOSTS["MQTT_BROKER_PORT"]), clean_start=True)
+    client.disconnect()
+
+
 def main() -> None:
     processes: list[subprocess.Popen] = []
     with admin_connection() as conn:
@@ -188,10 +196,16 @@ def main() -> None:
             start("django", uvicorn, "config.asgi:application", "--app-dir", "src", "--port", str(port))
         )
         processes.append(
-            start("handler", PYTHON, "src/manage.py", "run_mqtt_handler", client_id=f"wt-h-{RUN_ID}")
+            start("handler", PYTHON, "src/manage.py", "run_mqtt_handler", client_id=HANDLER_CLIENT_ID)
         )
         processes.append(
-            start("publisher", PYTHON, "src/manage.py", "run_mqtt_publisher", client_id=f"wt-p-{RUN_ID}")
+            start(
+                "publisher",
+                PYTHON,
+                "src/manage.py",
+                "run_mqtt_publisher",
+                client_id=f"walkthrough-{RUN_ID}-publisher",
+            )
         )
         wait_for_health(base)
         step("django, mqtt handler and mqtt publisher are up; /health/ is 200")
@@ -226,11 +240,19 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        client = redis.Redis(
-            host=HOSTS["REDIS_HOST"], port=int(HOSTS["REDIS_PORT"]), password=HOSTS["REDIS_PASSWORD"] or None
-        )
-        for key in client.scan_iter(match=f"walkthrough-{RUN_ID}*"):
-            client.delete(key)
+        # The handler's session is persistent (it must survive restarts); this run's one is not needed again.
+        forget_session(HANDLER_CLIENT_ID)
+        # The project keeps the channel layer in Redis database 3 and the publish queue in database 4.
+        for db in (3, 4):
+            client = redis.Redis(
+                host=HOSTS["REDIS_HOST"],
+                port=int(HOSTS["REDIS_PORT"]),
+                password=HOSTS["REDIS_PASSWORD"] or None,
+                db=db,
+            )
+            for key in client.scan_iter(match=f"walkthrough-{RUN_ID}*"):
+                client.delete(key)
+            client.close()
         with admin_connection() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{ENV["POSTGRES_DB"]}" WITH (FORCE)')
     step("ok")
