@@ -29,8 +29,16 @@ async def stop_broker_for(broker: Mosquitto, seconds: float) -> None:
     await broker.start()
 
 
-async def test_broker_outage_during_a_command_stream_loses_no_command(tmp_path: Path) -> None:
-    total, rate = 3000, 500.0
+@pytest.mark.parametrize(
+    ("total", "rate", "backlog"),
+    [(3000, 500.0, False), (20_000, 0.0, True)],
+    ids=["stream", "full-window"],
+)
+async def test_broker_outage_during_commands_loses_no_command(
+    tmp_path: Path, total: int, rate: float, backlog: bool
+) -> None:
+    """stream: commands trickle in while the broker stops. full-window: a backlog enqueued before the
+    publisher starts keeps its whole window in flight: only the dropped connection says to reconnect."""
     scheme = make_scheme()
     topic = scheme.command_topic(unique("dev"))
     async with (
@@ -43,14 +51,19 @@ async def test_broker_outage_during_a_command_stream_loses_no_command(tmp_path: 
         service = PublisherService(
             queue, client_id=unique("fault-publisher"), mqtt_options={"hostname": HOST, "port": broker.port}
         )
-        device_task = asyncio.create_task(device.run())
-        service_task = asyncio.create_task(service.run())
         enqueued: list[str] = []
+        device_task = asyncio.create_task(device.run())
+        service_task: asyncio.Task[None] | None = None
         try:
             await asyncio.wait_for(device.subscribed.wait(), WAIT)
+            if backlog:
+                await _enqueue_stream(commands, topic, total, rate, enqueued)
+            service_task = asyncio.create_task(service.run())
             await asyncio.wait_for(service.connected.wait(), WAIT)
-            producer = asyncio.create_task(_enqueue_stream(commands, topic, total, rate, enqueued))
-            await wait_until(lambda: len(device.command_ids) >= total // 5, WAIT, "first commands delivered")
+            producer = asyncio.create_task(
+                _enqueue_stream(commands, topic, 0 if backlog else total, rate, enqueued)
+            )
+            await wait_until(lambda: service.metrics.get("published") >= total // 5, WAIT, "first published")
             await stop_broker_for(broker, OUTAGE)
             published_at_return = service.metrics.get("published")
             resumed_at = await wait_until(
@@ -63,14 +76,15 @@ async def test_broker_outage_during_a_command_stream_loses_no_command(tmp_path: 
             )
         finally:
             service.request_stop()
-            await asyncio.wait_for(service_task, WAIT)
+            if service_task is not None:
+                await asyncio.wait_for(service_task, WAIT)
             await stop_task(device_task)
     received = [command_id for command_id in device.command_ids if command_id is not None]
     lost = len(set(enqueued) - set(received))
     duplicates = len(received) - len(set(received))
     resume = resumed_at - broker.ready_at
     report(
-        "broker outage, commands",
+        f"broker outage, commands ({'full window' if backlog else 'stream'})",
         enqueued=len(enqueued),
         delivered=len(received),
         lost=lost,
@@ -78,6 +92,7 @@ async def test_broker_outage_during_a_command_stream_loses_no_command(tmp_path: 
         resume_s=f"{resume:.2f}",
         publish_retried=service.metrics.get("retried"),
     )
+    assert len(enqueued) == total
     assert lost == 0
     assert set(received) == set(enqueued)
     # At least once: only commands in flight when the broker stopped can arrive twice (publisher window plus
@@ -89,10 +104,11 @@ async def test_broker_outage_during_a_command_stream_loses_no_command(tmp_path: 
 async def _enqueue_stream(
     commands: MqttPublisher, topic: str, total: int, rate: float, enqueued: list[str]
 ) -> None:
+    """`total` commands at `rate` per second (0: as fast as Redis takes them)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     for n in range(total):
-        delay = started + n / rate - loop.time()
+        delay = started + n / rate - loop.time() if rate else 0
         if delay > 0:
             await asyncio.sleep(delay)
         enqueued.append(await commands.apublish(topic=topic, payload={"n": n}, qos=1))

@@ -126,6 +126,7 @@ class PublisherService:
         self._connection_lost.clear()
         self.connected.set()
         claimer = asyncio.create_task(self._claim_loop(client), name="publisher-claims")
+        watcher = asyncio.create_task(self._watch_connection(client), name="publisher-connection")
         try:
             # Entries this consumer name held before (restart, lost connection) go first.
             for entry_id, fields, deliveries in await self.consumer.recover_own(count=10_000):
@@ -134,8 +135,9 @@ class PublisherService:
             if self._stopping.is_set():
                 await self._drain()
         finally:
-            claimer.cancel()
-            await asyncio.gather(claimer, return_exceptions=True)
+            for task in (claimer, watcher):
+                task.cancel()
+            await asyncio.gather(claimer, watcher, return_exceptions=True)
             self.connected.clear()
             if self._inflight:
                 # Connection gone: these entries stay pending and are re-taken after the reconnect.
@@ -144,6 +146,18 @@ class PublisherService:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
         if self._connection_lost.is_set() and not self._stopping.is_set():
             raise ConnectionLostError("broker connection lost while publishing")
+
+    async def _watch_connection(self, client: aiomqtt.Client) -> None:
+        """Notice a dropped connection at once. Publishes waiting for a PUBACK only fail at their timeout, and
+        with a full window nothing else is sent that would fail sooner: a 5 s broker outage then cost 10 s."""
+        # aiomqtt 2.x resolves this future when paho reports the connection gone; it has no public hook.
+        with contextlib.suppress(aiomqtt.MqttError):
+            await asyncio.shield(client._disconnected)
+        self._connection_lost.set()
+        self._slot_freed.set()
+        # No PUBACK can come on a dead connection: the entries stay pending and are re-taken after reconnect.
+        for task in list(self._inflight):
+            task.cancel()
 
     async def _read_loop(self, client: aiomqtt.Client) -> None:
         redis_backoff = Backoff()
