@@ -142,6 +142,9 @@ CHANNEL_LAYERS = {
             "hosts": [{"address": REDIS_CHANNEL_LAYER_URL, "socket_timeout": 30}],
             # A distinct prefix keeps two projects (or two test runs) on one Redis apart.
             "prefix": env.str("CHANNEL_LAYER_PREFIX", default=f"{PROJECT_SLUG}:ws:"),
+            # Messages a socket's channel may hold before group_send silently drops more (default 100).
+            # The MQTT handler sends batches, so this covers bursts of tens of thousands of events.
+            "capacity": 1000,
         },
     }
 }

@@ -2,7 +2,6 @@
 
 import json
 import logging
-from collections import deque
 from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -13,7 +12,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 # How many recent message ids a socket remembers to drop a copy that reached it through a second group.
-RECENT_IDS = 256
+# A batch (ws.push_batch) holds up to 500 events and its copy for the second group follows it, so this must
+# be larger than two batches.
+RECENT_IDS = 2048
 
 
 class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -29,7 +30,8 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
             # Refuse the handshake: anonymous clients get nothing.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.recent_ids: deque[str] = deque(maxlen=RECENT_IDS)
+        # Insertion-ordered dict used as a bounded set: O(1) lookups, oldest evicted first.
+        self.recent_ids: dict[str, None] = {}
         self.joined_groups = [user_group(user.pk)]
         if user.is_staff or user.is_superuser:
             self.joined_groups.append(STAFF_GROUP)
@@ -71,11 +73,21 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def ws_push(self, event: dict[str, Any]) -> None:
         """Handler of channel-layer messages {"type": "ws.push", "payload": ..., "id": ...}."""
+        await self._deliver(event)
+
+    async def ws_push_batch(self, message: dict[str, Any]) -> None:
+        """Handler of {"type": "ws.push_batch", "events": [{"payload", "id"}, ...]}: one frame per event."""
+        for event in message["events"]:
+            await self._deliver(event)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
         message_id = event.get("id")
         if message_id is not None:
             if message_id in self.recent_ids:
                 return
-            self.recent_ids.append(message_id)
+            self.recent_ids[message_id] = None
+            if len(self.recent_ids) > RECENT_IDS:
+                del self.recent_ids[next(iter(self.recent_ids))]
         await self.send_json(event["payload"])
 
     async def _send_error(self, error: str, detail: str) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from typing import Any
 
+from apps.mqtt_service.batch import Batcher
 from apps.mqtt_service.device_store import EventRow, StatusRow, get_store
 from apps.mqtt_service.router import DeviceMessage, message_handler
 from websocket.groups import STAFF_GROUP, user_group
@@ -17,27 +19,36 @@ from websocket.utils.senders import websocket_sender
 logger = logging.getLogger(__name__)
 
 
-# Concurrent pushes per process. The channel layer's Redis pool refuses (does not queue) callers beyond its
-# size (100 connections by default) and each push uses up to two, so bursts must be throttled here.
-MAX_CONCURRENT_PUSHES = 40
-
-_push_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 class PushFailedError(Exception):
     """The row is stored but the live WebSocket push failed (the channel layer is unreachable)."""
 
 
-def _push_limit() -> asyncio.Semaphore:
+Push = tuple[list[str], dict[str, Any]]
+
+# One push batcher per event loop (its worker task and futures belong to that loop).
+_push_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Push, BaseException | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _flush_pushes(pushes: list[Push]) -> list[BaseException | None]:
+    results = await websocket_sender.asend_many(pushes)
+    return [None if error is None else PushFailedError(repr(error)) for error in results]
+
+
+def _push_batcher() -> Batcher[Push, BaseException | None]:
     loop = asyncio.get_running_loop()
-    if loop not in _push_limits:
-        _push_limits[loop] = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
-    return _push_limits[loop]
+    batcher = _push_batchers.get(loop)
+    if batcher is None:
+        # Pushes that arrive while one batch is being sent go out together in the next: under load, one
+        # channel-layer message per group carries hundreds of events; alone, a push is sent at once.
+        batcher = Batcher(_flush_pushes, max_batch=1000, name="websocket-pushes")
+        _push_batchers[loop] = batcher
+    return batcher
 
 
 async def push_to_websocket(message: DeviceMessage) -> None:
+    """Push to the owner's group and the staff group; a staff owner's socket gets it once."""
     payload = {
         "type": f"device.{message.kind}",
         "device": message.username,
@@ -47,13 +58,7 @@ async def push_to_websocket(message: DeviceMessage) -> None:
     groups = [STAFF_GROUP]
     if message.owner_id is not None:
         groups.append(user_group(message.owner_id))
-    async with _push_limit():
-        results = await asyncio.gather(
-            *(websocket_sender.asend_to_group(group, payload) for group in groups), return_exceptions=True
-        )
-    failures = [result for result in results if isinstance(result, Exception)]
-    if failures:
-        raise PushFailedError(repr(failures[0]))
+    await _push_batcher().submit((groups, payload))
 
 
 @message_handler("status")
