@@ -305,7 +305,15 @@ class Bench:
             sent = await sender.result(130)
             got = await sub.result(130)
             results[name] = self._rate(got, sent["start"], n)
-        return {"project": results["project"], "baseline": results["raw"]}
+            results[f"{name}_send_only"] = sent["sent"] / (sent["end"] - sent["start"])
+        # send_only: how fast the sender alone went (for the project: enqueueing into Redis), to tell
+        # which side limited the end-to-end figure.
+        return {
+            "project": results["project"],
+            "baseline": results["raw"],
+            "project_enqueue_only": results["project_send_only"],
+            "baseline_send_only": results["raw_send_only"],
+        }
 
     async def _flood(self, total: int) -> float:
         """Publish `total` messages with several mosquitto_pub connections (C client, QoS 1) at full speed."""
