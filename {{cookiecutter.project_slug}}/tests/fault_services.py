@@ -7,6 +7,7 @@ is down, and `ready_at` records (loop time) when it accepted connections again.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import getpass
@@ -45,7 +46,7 @@ async def wait_for_port(port: int, within: float = START_TIMEOUT) -> None:
         return
 
 
-class ServiceProcess:
+class ServiceProcess(abc.ABC):
     """One server process on a fixed port, stopped and started again on the same port and data dir."""
 
     name = "service"
@@ -58,8 +59,9 @@ class ServiceProcess:
         self.ready_at = 0.0
         self.log_path = workdir / f"{self.name}.log"
 
+    @abc.abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's command line (it must listen on self.port)."""
 
     async def start(self) -> None:
         log = self.log_path.open("ab")

@@ -99,6 +99,9 @@ async def test_redis_restart_during_a_command_stream(tmp_path: Path, appendonly:
             await stop_task(device_task)
     received = [command_id for command_id in device.command_ids if command_id is not None]
     all_enqueued = {command_id for _, command_id in enqueued}
+    # An XADD that Redis executed while shutting down, its reply lost: the producer saw an error and sent the
+    # command again, so it is delivered under two ids. The producer enqueues one at a time: at most one.
+    unconfirmed = set(received) - all_enqueued
     report(
         f"Redis restart ({'appendonly' if appendonly else 'no persistence'})",
         enqueued=len(all_enqueued),
@@ -106,13 +109,15 @@ async def test_redis_restart_during_a_command_stream(tmp_path: Path, appendonly:
         waiting_at_stop=waiting_at_stop["length"],
         delivered=len(received),
         lost=len(all_enqueued - set(received)),
+        delivered_though_enqueue_failed=len(unconfirmed),
         duplicates=len(received) - len(set(received)),
         resume_s=f"{resumed_at - redis_server.ready_at:.2f}",
     )
     assert len(all_enqueued) == total
     assert expected <= set(received)
     if appendonly:
-        assert set(received) == all_enqueued
+        assert all_enqueued <= set(received)
+    assert len(unconfirmed) <= 1
     # At least once: an entry published but not yet acknowledged in Redis when it stopped comes again.
     assert len(received) - len(set(received)) <= service.window
     assert resumed_at - redis_server.ready_at < RESUME_LIMIT

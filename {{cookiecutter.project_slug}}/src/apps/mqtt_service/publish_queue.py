@@ -214,8 +214,11 @@ class QueueConsumer:
         entries = [(_text(entry_id), fields) for entry_id, fields in response[1] if fields is not None]
         return await self._with_delivery_counts(entries)
 
-    async def recover_own(self, count: int) -> list[tuple[str, dict[bytes, bytes], int]]:
-        """Re-take entries this consumer name still holds (after a restart or a lost broker connection)."""
+    async def recover_own(
+        self, count: int, exclude: frozenset[str] = frozenset()
+    ) -> list[tuple[str, dict[bytes, bytes], int]]:
+        """Re-take entries this consumer name still holds (after a restart or a lost broker connection),
+        except those in `exclude` (still being published or acknowledged by this process)."""
         pending = await self._with_group(
             self.redis.xpending_range,
             self.queue.stream,
@@ -226,6 +229,7 @@ class QueueConsumer:
             consumername=self.consumer,
         )
         ids = [_text(item["message_id"]) for item in pending]
+        ids = [entry_id for entry_id in ids if entry_id not in exclude]
         if not ids:
             return []
         # XCLAIM counts the attempt (delivery counter + 1), so a poison entry cannot loop forever.

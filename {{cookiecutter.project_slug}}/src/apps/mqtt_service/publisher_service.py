@@ -79,6 +79,7 @@ class PublisherService:
         self._low_water = max(1, window // 4)
         self._connection_lost: asyncio.Event = asyncio.Event()
         self._pending_acks: list[str] = []
+        self._acking: list[str] = []
         self._acks_ready = asyncio.Event()
         self.connected = asyncio.Event()
 
@@ -171,6 +172,9 @@ class PublisherService:
                 continue
             try:
                 entries = await self.consumer.read_new(count=free, block_ms=self.read_block_ms)
+                recovered = []
+                if redis_backoff.attempt:
+                    recovered = await self._unheld_entries(also_held={entry_id for entry_id, _ in entries})
             except (redis.RedisError, OSError) as exc:
                 delay = redis_backoff.next_delay()
                 logger.warning(
@@ -182,6 +186,14 @@ class PublisherService:
             redis_backoff.reset()
             for entry_id, fields in entries:
                 await self._start(client, entry_id, fields, deliveries=1, retried=False)
+            for entry_id, fields, deliveries in recovered:
+                await self._start(client, entry_id, fields, deliveries, retried=True)
+
+    async def _unheld_entries(self, also_held: set[str]) -> list[tuple[str, dict[bytes, bytes], int]]:
+        """After Redis came back: a read whose reply was lost when it went away left entries pending under
+        this name that nobody publishes. Take them back now rather than after claim_idle_ms (30 s)."""
+        held = {task.get_name() for task in self._inflight} | set(self._pending_acks) | set(self._acking)
+        return await self.consumer.recover_own(10_000, frozenset(held | also_held))
 
     async def _wait_for_slot(self) -> None:
         self._slot_freed.clear()
@@ -204,7 +216,7 @@ class PublisherService:
             return
         if retried:
             self.metrics.inc("retried")
-        task = asyncio.create_task(self._publish(client, entry_id, fields, deliveries))
+        task = asyncio.create_task(self._publish(client, entry_id, fields, deliveries), name=entry_id)
         self._inflight.add(task)
         task.add_done_callback(self._finished)
 
@@ -287,6 +299,7 @@ class PublisherService:
             batch, self._pending_acks = self._pending_acks, []
             if not batch:
                 continue
+            self._acking = batch
             try:
                 await self.consumer.ack(batch)
                 backoff.reset()
@@ -300,6 +313,8 @@ class PublisherService:
                 logger.warning("publisher %s: ack failed: %r; retrying in %.1fs", self.client_id, exc, delay)
                 await asyncio.sleep(delay)
                 self._acks_ready.set()
+            finally:
+                self._acking = []
 
     async def _flush_acks_until_done(self, attempts: int = 10) -> None:
         for _ in range(attempts):
