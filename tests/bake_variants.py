@@ -68,10 +68,14 @@ def expected(variant: str) -> dict[str, Any]:
 
 
 def module_constants(path: Path) -> dict[str, Any]:
+    """The module's top-level NAME = <literal> assignments (computed ones are skipped), without importing it."""
     values = {}
     for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.Assign):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                continue
     return values
 
 

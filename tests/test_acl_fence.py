@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import subprocess
 from pathlib import Path
 
@@ -171,3 +173,26 @@ def test_strangers_and_anonymous_get_nothing(fence):
     for action in ("publish", "subscribe"):
         for topic in (*own_looking, "#"):
             assert decide(stranger, action, topic) == "deny"
+
+
+def test_every_username_the_validator_accepts_stays_inside_its_own_fence(fence, baked):
+    """Ties the Django username rule to the broker's fence: names drawn from an alphabet that includes every
+    character MQTT gives a meaning to, kept when the generated validator's pattern accepts them, must never
+    reach another device's topics once substituted into the ACL."""
+    topo, decide = fence
+    pattern = re.compile(module_constants(baked / "src/apps/devices/usernames.py")["USERNAME_PATTERN"])
+    alphabet = "abz09_-" + "+#/$ \x00A." + "\u00e9"
+    draw = random.Random(20261129)
+    candidates = {"".join(draw.choice(alphabet) for _ in range(draw.randint(1, 5))) for _ in range(20000)}
+    candidates |= set(alphabet) | {"a" * 64, "a" * 65}
+    accepted = sorted(name for name in candidates if pattern.fullmatch(name) and len(name) <= 64)
+    assert len(accepted) > 100, "the sample should exercise the validator"
+    prefix, cmd = topo["DEVICE_TOPIC_PREFIX"], topo["COMMAND_TOPIC_PREFIX"]
+    victim = "victim-device"
+    for name in accepted:
+        device = _device(name)
+        for kind in topo["DEVICE_MESSAGE_KINDS"]:
+            assert decide(device, "publish", f"{prefix}/{name}/{kind}") == "allow", name
+            assert decide(device, "publish", f"{prefix}/{victim}/{kind}") == "deny", name
+        assert decide(device, "subscribe", f"{cmd}/{name}") == "allow", name
+        assert decide(device, "subscribe", f"{cmd}/{victim}") == "deny", name
