@@ -29,6 +29,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "project": _median(runs, "publisher", "project"),
             "baseline": _median(runs, "publisher", "baseline"),
             "ratio": ratios["publisher"],
+            "live_producer": _median(runs, "publisher", "project_live_producer"),
+            "live_producer_ratio": statistics.median(
+                run["publisher"]["project_live_producer"] / run["publisher"]["baseline"] for run in runs
+            ),
         },
         "handler_ingest": {
             "project": _median(runs, "handler_ingest", "project"),
@@ -57,11 +61,18 @@ def format_table(summary: dict[str, Any], runs: int) -> str:
     rows = [
         ("measurement", "project", "baseline (same run)", "ratio", "target"),
         (
-            "(a) publisher end to end, msgs/s",
+            "(a) publisher, queue pre-filled, msgs/s",
             f"{pub['project']:,.0f}",
             f"{pub['baseline']:,.0f} raw aiomqtt, 100 in flight",
             f"{pub['ratio']:.0%}",
             f">= {TARGETS['publisher']:.0%} {'met' if pub['ratio'] >= TARGETS['publisher'] else 'MISSED'}",
+        ),
+        (
+            "(a) same, producer enqueueing concurrently",
+            f"{pub['live_producer']:,.0f}",
+            "the same raw publisher",
+            f"{pub['live_producer_ratio']:.0%}",
+            "",
         ),
         (
             "(b) handler ingest, DB + WebSocket, msgs/s",
