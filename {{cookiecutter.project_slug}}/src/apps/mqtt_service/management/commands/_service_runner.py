@@ -1,4 +1,8 @@
-"""Run a service coroutine until it returns; SIGTERM/SIGINT ask it to drain and stop (exit status 0)."""
+"""Run a service coroutine until it returns; SIGTERM/SIGINT ask it to drain and stop (exit status 0).
+
+The services run on uvloop when it is installed (uvicorn[standard] brings it): its faster sockets and
+callbacks raised publisher and handler throughput measurably. Without it they run on the stock loop.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,19 @@ class StoppableService(Protocol):
     async def run(self) -> None: ...
 
 
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_service(build: Callable[[], StoppableService]) -> None:
-    asyncio.run(_main(build))
+    factory = _loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        logger.info("event loop: %s", "uvloop" if factory else "asyncio")
+        runner.run(_main(build))
 
 
 async def _main(build: Callable[[], StoppableService]) -> None:
