@@ -16,7 +16,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--client-id", help="MQTT client id (default: MQTT_CLIENT_ID + '-handler')")
-        parser.add_argument("--workers", type=int, default=200, help="concurrent message handlers")
+        parser.add_argument(
+            "--workers", type=int, default=1000, help="concurrent message handlers (batches grow with them)"
+        )
         parser.add_argument(
             "--session-expiry",
             type=int,
