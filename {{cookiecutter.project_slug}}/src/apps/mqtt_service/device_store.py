@@ -72,14 +72,31 @@ def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
         raise
 
 
+def _insert_events_sql() -> str:
+    meta = DeviceEvent._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(meta.get_field(name).column) for name in ("device", "kind", "payload", "received_at")
+    )
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - quoted names
+        "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::timestamptz[])"
+    )
+
+
 @sync_to_async
 def _insert_events(rows: list[EventRow]) -> list[BaseException | None]:
-    objects = [
-        DeviceEvent(device_id=row.device_id, kind=row.kind, payload=row.payload, received_at=row.received_at)
-        for row in rows
+    # One statement with four array parameters: the ORM's bulk_create built a model instance and rendered
+    # four literals per row, and was the handler's largest cost at full ingest.
+    params = [
+        [row.device_id for row in rows],
+        [row.kind for row in rows],
+        [json.dumps(row.payload) for row in rows],
+        [row.received_at for row in rows],
     ]
     try:
-        DeviceEvent.objects.bulk_create(objects)
+        with connection.cursor() as cursor:
+            cursor.execute(_insert_events_sql(), params)
         return [None] * len(rows)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
@@ -87,9 +104,11 @@ def _insert_events(rows: list[EventRow]) -> list[BaseException | None]:
     except DatabaseError:
         logger.warning("bulk insert of %d events refused; inserting one by one", len(rows), exc_info=True)
     results: list[BaseException | None] = []
-    for obj in objects:
+    for row in rows:
         try:
-            obj.save(force_insert=True)
+            DeviceEvent(
+                device_id=row.device_id, kind=row.kind, payload=row.payload, received_at=row.received_at
+            ).save(force_insert=True)
             results.append(None)
         except (OperationalError, InterfaceError):
             _close_broken_connection()
