@@ -10,6 +10,8 @@ from typing import Any, Literal
 import aiomqtt
 from django.conf import settings
 
+from apps.mqtt_service.paho_properties import share_property_tables
+
 Role = Literal["handler", "publisher"]
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def client_id_for(role: Role, configured: str | None = None) -> str:
 
 def client_kwargs(role: Role, *, client_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments for `aiomqtt.Client`: broker address, the role's credentials, MQTT 5, TCP_NODELAY."""
+    share_property_tables()  # every decoded PUBLISH/PUBACK builds one; see paho_properties
     mqtt = settings.MQTT
     username = mqtt.get(f"{role}_username") or None
     password = mqtt.get(f"{role}_password") or None
