@@ -113,8 +113,13 @@ class HandlerService:
         metrics_redis_url: str | None = None,
         mqtt_options: dict[str, Any] | None = None,
         metrics: Metrics | None = None,
+        retire_after_idle: float | None = None,
     ) -> None:
         self.client_id = client_id
+        # Retiring: leave the shared group, handle what the session still holds, then remove the session.
+        self.retire_after_idle = retire_after_idle
+        self._last_received = time.monotonic()
+        self._drained_for_retirement = False
         self.scheme = scheme
         self.qos = qos
         self.workers = workers
@@ -184,14 +189,22 @@ class HandlerService:
                     await self.metrics.mirror(metrics_redis)
                 await metrics_redis.aclose()
             logger.info("handler %s stopped: %s", self.client_id, dict(self.metrics.counts))
+        if self._drained_for_retirement:
+            await self._forget_session()
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         tracker = AckTracker(client)
+        retire_watch: asyncio.Task[None] | None = None
+        filters = self.scheme.handler_subscriptions()
         try:
-            await client.subscribe([(topic, self.qos) for topic in self.scheme.handler_subscriptions()])
-            logger.info(
-                "handler %s subscribed to %s", self.client_id, ", ".join(self.scheme.handler_subscriptions())
-            )
+            if self.retire_after_idle is None:
+                await client.subscribe([(topic, self.qos) for topic in filters])
+                logger.info("handler %s subscribed to %s", self.client_id, ", ".join(filters))
+            else:
+                # Leaving the group stops new messages for this session; those it already holds still arrive.
+                await client.unsubscribe(filters)
+                logger.info("handler %s retiring: left %s, draining its session", self.client_id, filters)
+                retire_watch = asyncio.create_task(self._stop_when_idle(self.retire_after_idle))
             self.connected.set()
             reader = asyncio.create_task(self._read(client, tracker), name="handler-reader")
             stop = asyncio.create_task(self._stopping.wait())
@@ -206,11 +219,41 @@ class HandlerService:
             else:
                 reader.result()  # re-raise the connection error
         finally:
+            if retire_watch is not None:
+                retire_watch.cancel()
             self.connected.clear()
             tracker.open = False
 
+    async def _stop_when_idle(self, idle: float) -> None:
+        while True:
+            await asyncio.sleep(min(idle, 0.2))
+            quiet = time.monotonic() - self._last_received >= idle
+            if quiet and self._queue.empty():
+                logger.info("handler %s retiring: nothing received for %.1fs", self.client_id, idle)
+                # Only a session drained this way is removed; one interrupted by SIGTERM keeps its messages.
+                self._drained_for_retirement = True
+                self.request_stop()
+                return
+
+    async def _forget_session(self) -> None:
+        """Connect once with a clean start and no session expiry: the broker drops the old session, so a
+        removed replica takes no further share of the group's messages while its session would have lived."""
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 0
+        options = dict(self._mqtt_options, clean_start=True, properties=properties)
+        try:
+            async with aiomqtt.Client(**options):
+                pass
+        except aiomqtt.MqttError as exc:
+            logger.error(
+                "handler %s: could not remove its session (%r); it expires by itself", self.client_id, exc
+            )
+            return
+        logger.info("handler %s retired: its session is removed from the broker", self.client_id)
+
     async def _read(self, client: aiomqtt.Client, tracker: AckTracker) -> None:
         async for message in client.messages:
+            self._last_received = time.monotonic()
             self.metrics.inc("received")
             # Blocks when the workers fall behind; unacknowledged messages then hold back the broker.
             await self._queue.put((message, tracker.track(message), tracker))

@@ -10,6 +10,9 @@ from apps.mqtt_service.handler_service import HandlerService
 from apps.mqtt_service.management.commands._service_runner import run_service
 from apps.mqtt_service.topics import DEFAULT_SCHEME
 
+# A retiring replica stops once its session has delivered nothing for this long.
+RETIRE_IDLE_SECONDS = 2.0
+
 
 class Command(BaseCommand):
     help = "Receive device messages (shared subscription) and route them to handlers until SIGTERM."
@@ -24,6 +27,12 @@ class Command(BaseCommand):
             type=int,
             default=3600,
             help="seconds the broker keeps this replica's session (and queues its messages) while it is away",
+        )
+        parser.add_argument(
+            "--retire",
+            action="store_true",
+            help="for a replica being removed (fewer handler replicas): leave the shared group, handle what "
+            "its session still holds, remove the session from the broker and exit",
         )
         parser.add_argument(
             "--shared-group",
@@ -45,5 +54,6 @@ class Command(BaseCommand):
                 workers=options["workers"],
                 session_expiry=options["session_expiry"],
                 metrics_redis_url=settings.REDIS_PUBLISH_QUEUE_URL,
+                retire_after_idle=RETIRE_IDLE_SECONDS if options["retire"] else None,
             )
         )
