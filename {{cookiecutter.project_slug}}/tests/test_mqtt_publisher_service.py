@@ -74,6 +74,28 @@ async def test_a_thousand_commands_are_each_delivered_once(publish_queue: Publis
         assert service.metrics.get("published") == 1000
 
 
+async def test_two_replicas_share_one_queue_and_publish_nothing_twice(publish_queue: PublishQueue) -> None:  # noqa: F811
+    scheme = make_scheme()
+    publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
+    topic = scheme.command_topic(unique("dev"))
+    async with (
+        subscribed(topic) as device,
+        running_publisher(publish_queue) as first,
+        running_publisher(publish_queue) as second,
+    ):
+        # 1,000: the local test broker queues at most 1,000 messages for one subscriber (its default).
+        ids = await asyncio.gather(*(publisher.apublish(topic=topic, payload={"n": i}) for i in range(1000)))
+        await device.wait_for(1000, within=30)
+        await asyncio.sleep(0.3)  # a duplicate would arrive right behind
+        received = [user_property(m, "command_id") for m in device.messages]
+        assert sorted(received) == sorted(ids)
+        assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
+        # Both replicas took part: the consumer group spreads the entries between them.
+        assert first.metrics.get("published") > 0
+        assert second.metrics.get("published") > 0
+        assert first.metrics.get("published") + second.metrics.get("published") == 1000
+
+
 async def test_entries_of_a_dead_replica_are_claimed_and_published(publish_queue: PublishQueue) -> None:  # noqa: F811
     scheme = make_scheme()
     publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
