@@ -20,9 +20,11 @@ DEVICE_AUTH_QUERY = (
     "SELECT password_hash, salt, false AS is_superuser FROM devices_device "
     "WHERE username = ${username} AND is_active LIMIT 1"
 )
-# Session sizes for bursts: a slow handler replica buffers instead of dropping (defaults 1000 / 32).
+# Session sizes for bursts: a slow handler replica buffers instead of dropping (defaults 1000 / 32). The
+# in-flight window matches the Receive Maximum the handler asks for (HandlerService receive_maximum), so the
+# broker lets it hold as many unacknowledged messages as it has workers to store them.
 MAX_MQUEUE_LEN = 10000
-MAX_INFLIGHT = 128
+MAX_INFLIGHT = 1000
 
 
 class Raw(str):

@@ -68,7 +68,7 @@ def expected(variant: str) -> dict[str, Any]:
 
 
 def module_constants(path: Path) -> dict[str, Any]:
-    """The module's top-level NAME = <literal> assignments (computed ones are skipped), without importing it."""
+    """Top-level NAME = <literal> assignments (computed ones are skipped), read without importing."""
     values = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):

@@ -370,3 +370,13 @@ def test_bakes_from_a_relative_template_path(
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "iot_backend/compose/emqx/acl.conf").exists()
+
+
+def test_broker_in_flight_window_matches_the_handlers_receive_maximum(bake_project, tools) -> None:
+    project = bake_project({})
+    emqx = compose_config(tools, project, "docker-compose.infra.yml")["services"]["emqx"]["environment"]
+    service = (project / "src/apps/mqtt_service/handler_service.py").read_text()
+    receive_maximum = re.search(r"receive_maximum: int = (\d+)", service)
+    assert receive_maximum, "HandlerService declares its receive_maximum default"
+    assert emqx["EMQX_MQTT__MAX_INFLIGHT"] == receive_maximum.group(1)
+    assert int(emqx["EMQX_MQTT__MAX_MQUEUE_LEN"]) >= int(receive_maximum.group(1))
