@@ -1,6 +1,8 @@
 """Batched pushes (websocket_sender.asend_many, used by the MQTT handler): one channel-layer message per
 group, unpacked by the consumer into one frame per event, in order, once per socket."""
 
+import math
+
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -36,6 +38,23 @@ async def test_one_channel_message_per_group_with_one_id_per_push():
     assert len({e["id"] for e in staff_message["events"]}) == 6
 
 
+async def test_ids_are_unique_across_calls():
+    channel = await listen(user_group(904))
+    await websocket_sender.asend_many([([user_group(904)], {"n": 1})])
+    await websocket_sender.asend_many([([user_group(904)], {"n": 2})])
+    layer = get_channel_layer()
+    first, second = await layer.receive(channel), await layer.receive(channel)
+    assert first["events"][0]["id"] != second["events"][0]["id"]
+
+
+async def test_unchecked_pushes_skip_the_json_check():
+    channel = await listen(user_group(905))
+    results = await websocket_sender.asend_many([([user_group(905)], {"v": math.nan})], check_json=False)
+    assert results == [None]
+    message = await get_channel_layer().receive(channel)
+    assert math.isnan(message["events"][0]["payload"]["v"])
+
+
 async def test_large_batches_are_split_into_bounded_messages(monkeypatch):
     monkeypatch.setattr(senders, "MAX_EVENTS_PER_MESSAGE", 3)
     channel = await listen(user_group(902))
@@ -68,3 +87,14 @@ async def test_socket_gets_each_event_as_its_own_frame_once_in_order(open_socket
     assert received == [payload for _, payload in pushes]
     assert await staff_socket.receive_nothing(timeout=QUIET_SECONDS)
     assert await regular_socket.receive_nothing(timeout=QUIET_SECONDS)
+
+
+async def test_socket_drops_only_an_unchecked_event_that_is_not_strict_json(open_socket, make_user):
+    user = await sync_to_async(make_user)()
+    socket_, _, _ = await open_socket(user=user)
+    group = user_group(user.pk)
+    pushes = [([group], {"n": 1}), ([group], {"n": math.inf}), ([group], {"n": 3})]
+    await websocket_sender.asend_many(pushes, check_json=False)
+    assert await socket_.receive_from(timeout=5) == '{"n": 1}'
+    assert await socket_.receive_from(timeout=5) == '{"n": 3}'
+    assert await socket_.receive_nothing(timeout=QUIET_SECONDS)

@@ -88,7 +88,18 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
             self.recent_ids[message_id] = None
             if len(self.recent_ids) > RECENT_IDS:
                 del self.recent_ids[next(iter(self.recent_ids))]
-        await self.send_json(event["payload"])
+        try:
+            text = await self.encode_json(event["payload"])
+        except (TypeError, ValueError) as exc:
+            # Only a push sent without the up-front check can get here (e.g. NaN, which json.loads accepts):
+            # drop that one event rather than send the browser text its JSON.parse rejects.
+            logger.warning("dropped a WebSocket event that is not strict JSON: %s", exc)
+            return
+        await self.send(text_data=text)
+
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        return json.dumps(content, allow_nan=False)
 
     async def _send_error(self, error: str, detail: str) -> None:
         await self.send_json({"type": "error", "error": error, "detail": detail})

@@ -32,7 +32,8 @@ _push_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Pus
 
 
 async def _flush_pushes(pushes: list[Push]) -> list[BaseException | None]:
-    results = await websocket_sender.asend_many(pushes)
+    # Payloads are built here from json.loads output and strings: already JSON, no need to re-check.
+    results = await websocket_sender.asend_many(pushes, check_json=False)
     return [None if error is None else PushFailedError(repr(error)) for error in results]
 
 

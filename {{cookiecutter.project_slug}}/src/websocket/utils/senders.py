@@ -34,16 +34,18 @@ MAX_EVENTS_PER_MESSAGE = 500
 MAX_CONCURRENT_GROUP_SENDS = 20
 
 
-def _push_message(payload: Any) -> dict[str, Any]:
-    """Wrap the payload for the consumer, failing early (here, not in the browser) when it is not JSON.
-
-    The id lets a socket that is in several of the target groups (a staff user who also owns the device)
-    deliver the message once.
-    """
+def _check_json(payload: Any) -> None:
+    """Fail early (here, not in the browser) when the payload is not strict JSON."""
     try:
         json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"WebSocket payload must be JSON-serialisable: {exc}") from exc
+
+
+def _push_message(payload: Any) -> dict[str, Any]:
+    """Wrap the payload for the consumer. The id lets a socket that is in several of the target groups
+    (a staff user who also owns the device) deliver the message once."""
+    _check_json(payload)
     return {"type": PUSH_MESSAGE_TYPE, "payload": payload, "id": uuid.uuid4().hex}
 
 
@@ -64,25 +66,40 @@ class WebsocketSender:
         for group in dict.fromkeys(safe_group_name(group) for group in groups):
             await layer.group_send(group, message)
 
-    async def asend_many(self, pushes: Sequence[tuple[Iterable[str], Any]]) -> list[BaseException | None]:
+    async def asend_many(
+        self, pushes: Sequence[tuple[Iterable[str], Any]], *, check_json: bool = True
+    ) -> list[BaseException | None]:
         """Send each (groups, payload) push; per group, all its payloads travel in one channel-layer message.
 
         Each push has one id, so a socket in several of its groups gets it once; each arrives as its own
         frame, in order. Returns one result per push: None, or the error of a group it could not reach.
         Why: one group_send per payload and group costs a Redis round trip each and makes the consumer pop
         each one separately; at thousands of device messages per second that, not the database, was the limit.
+        check_json=False skips the up-front JSON check for payloads known to be JSON (built from json.loads
+        output): it cost as much as the sending itself. The consumer still encodes strictly and drops, with a
+        log line, an event that is not (such as NaN, which json.loads accepts).
         """
         results: list[BaseException | None] = [None] * len(pushes)
+        # Ids are "<one random id per call>.<push index>": a uuid4 per push cost more than sending it.
+        batch_id = uuid.uuid4().hex
         per_group: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        # The handler repeats the same few group lists: clean and de-duplicate each distinct list once.
+        resolved: dict[tuple[str, ...], list[list[tuple[int, dict[str, Any]]]]] = {}
         for index, (groups, payload) in enumerate(pushes):
-            try:
-                message = _push_message(payload)
-            except TypeError as exc:
-                results[index] = exc
-                continue
-            event = {"payload": message["payload"], "id": message["id"]}
-            for group in dict.fromkeys(safe_group_name(group) for group in groups):
-                per_group.setdefault(group, []).append((index, event))
+            if check_json:
+                try:
+                    _check_json(payload)
+                except TypeError as exc:
+                    results[index] = exc
+                    continue
+            key = tuple(groups)
+            targets = resolved.get(key)
+            if targets is None:
+                names = dict.fromkeys(safe_group_name(group) for group in key)
+                targets = resolved[key] = [per_group.setdefault(name, []) for name in names]
+            entry = (index, {"payload": payload, "id": f"{batch_id}.{index}"})
+            for events in targets:
+                events.append(entry)
         layer = self._layer()
         limit = asyncio.Semaphore(MAX_CONCURRENT_GROUP_SENDS)
 
