@@ -31,7 +31,16 @@ _push_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Pus
 )
 
 
+# A flush costs about 0.3 ms of CPU per target group (channels_redis makes four Redis round trips per
+# group_send) whatever its size: a small batch waits this long first, so pushes arriving meanwhile go out
+# in the next, larger one instead of in many small ones.
+PUSH_LINGER_SECONDS = 0.002
+PUSH_LINGER_BELOW = 100
+
+
 async def _flush_pushes(pushes: list[Push]) -> list[BaseException | None]:
+    if len(pushes) < PUSH_LINGER_BELOW:
+        await asyncio.sleep(PUSH_LINGER_SECONDS)
     # Payloads are built here from json.loads output and strings: already JSON, no need to re-check.
     results = await websocket_sender.asend_many(pushes, check_json=False)
     return [None if error is None else PushFailedError(repr(error)) for error in results]
