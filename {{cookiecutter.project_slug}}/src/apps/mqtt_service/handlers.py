@@ -34,7 +34,7 @@ _push_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Pus
 # A flush costs about 0.3 ms of CPU per target group (channels_redis makes four Redis round trips per
 # group_send) whatever its size: a small batch waits this long first, so pushes arriving meanwhile go out
 # in the next, larger one instead of in many small ones.
-PUSH_LINGER_SECONDS = 0.002
+PUSH_LINGER_SECONDS = 0.005
 PUSH_LINGER_BELOW = 100
 
 
