@@ -42,6 +42,11 @@ logger = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 64 * 1024
 
 
+def _refuse_non_finite(name: str) -> float:
+    # NaN and Infinity are not JSON (RFC 8259): PostgreSQL's jsonb refuses them, and browsers' JSON.parse too.
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class AckTracker:
     """Acknowledges QoS 1/2 messages of one connection in the order they arrived, once each is done."""
 
@@ -302,7 +307,7 @@ class HandlerService:
         if len(raw) > self.max_payload_bytes:
             return self._reject("too_large", topic, f"size={len(raw)} limit={self.max_payload_bytes}")
         try:
-            payload = json.loads(raw.decode("utf-8"))
+            payload = json.loads(raw.decode("utf-8"), parse_constant=_refuse_non_finite)
         except UnicodeDecodeError:
             return self._reject("not_utf8", topic, f"size={len(raw)}")
         except ValueError as exc:
