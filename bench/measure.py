@@ -31,7 +31,7 @@ from report import format_table, summarize
 
 logger = logging.getLogger("bench")
 BENCH_DIR = Path(__file__).resolve().parent
-AGENTS = BENCH_DIR / "agents.py"
+TRAFFIC = BENCH_DIR / "traffic.py"
 SEED = BENCH_DIR / "seed_data.py"
 # Redis logical databases of the generated settings: 3 channel layer, 4 publish queue and metrics.
 REDIS_DBS = (3, 4)
@@ -53,7 +53,7 @@ def find_program(name: str) -> str:
 
 
 @dataclass
-class Agent:
+class TrafficProcess:
     process: asyncio.subprocess.Process
     role: str
 
@@ -62,7 +62,7 @@ class Agent:
         line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
         await asyncio.wait_for(self.process.wait(), 10)
         if not line:
-            raise RuntimeError(f"agent {self.role} exited with {self.process.returncode} and no result")
+            raise RuntimeError(f"traffic {self.role} exited with {self.process.returncode} and no result")
         return json.loads(line)
 
     async def go(self) -> None:
@@ -191,10 +191,10 @@ class Bench:
         await service.stop()
         self.services.remove(service)
 
-    async def agent(self, role: str, **spec: Any) -> Agent:
+    async def traffic(self, role: str, **spec: Any) -> TrafficProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(AGENTS),
+            str(TRAFFIC),
             role,
             "--spec",
             json.dumps(spec),
@@ -207,8 +207,8 @@ class Bench:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), 30)
         if line.strip() != b"READY":
-            raise RuntimeError(f"agent {role} failed to start (got {line!r})")
-        return Agent(process, role)
+            raise RuntimeError(f"traffic process {role} failed to start (got {line!r})")
+        return TrafficProcess(process, role)
 
     # --- setup and teardown ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -284,7 +284,7 @@ class Bench:
         topic, n = self.seed["command_topic"], self.messages
         results: dict[str, float] = {}
         for name in ("raw", "project", "project_live_producer"):
-            sub = await self.agent(
+            sub = await self.traffic(
                 "subscribe-count",
                 port=self.broker_port,
                 client_id=self.next_id("sub"),
@@ -293,7 +293,7 @@ class Bench:
                 timeout=120,
             )
             if name == "raw":
-                sender = await self.agent(
+                sender = await self.traffic(
                     "raw-publish",
                     port=self.broker_port,
                     client_id=self.next_id("raw"),
@@ -304,7 +304,7 @@ class Bench:
                     wait_for_go=True,
                 )
             else:
-                sender = await self.agent(
+                sender = await self.traffic(
                     "enqueue", topic=topic, count=n, concurrency=50, timeout=120, wait_for_go=True
                 )
             if name == "project":
@@ -416,7 +416,7 @@ class Bench:
         n = self.messages // 4 * 4
         handlers = await self._handlers(replicas)
         try:
-            socket_ = await self.agent("ws-listen", **self._ws_spec(n, 180))
+            socket_ = await self.traffic("ws-listen", **self._ws_spec(n, 180))
             start = await self._flood(n)
             got = await socket_.result(190)
             if got["duplicates"]:
@@ -429,7 +429,7 @@ class Bench:
     async def raw_ingest(self) -> float:
         n = self.messages // 4 * 4
         prefix = self.seed["device_topics"]["event"][0].rsplit("/", 2)[0]
-        sub = await self.agent(
+        sub = await self.traffic(
             "subscribe-count",
             port=self.broker_port,
             client_id=self.next_id("rawsub"),
@@ -447,8 +447,8 @@ class Bench:
         prefix = topics[0].rsplit("/", 2)[0]
         handlers = await self._handlers(1)
         try:
-            socket_ = await self.agent("ws-listen", **self._ws_spec(total, seconds + 60, latency=True))
-            raw = await self.agent(
+            socket_ = await self.traffic("ws-listen", **self._ws_spec(total, seconds + 60, latency=True))
+            raw = await self.traffic(
                 "subscribe-count",
                 port=self.broker_port,
                 client_id=self.next_id("latsub"),
@@ -457,7 +457,7 @@ class Bench:
                 timeout=seconds + 60,
                 latency=True,
             )
-            sender = await self.agent(
+            sender = await self.traffic(
                 "paced-publish",
                 port=self.broker_port,
                 client_id=self.next_id("paced"),

@@ -35,7 +35,7 @@ class RetryingDevice:
         self.accepted: set[int] = set()
         self.reconnects = 0
         self._next = 0
-        self._todo: deque[int] = deque()
+        self._unsent: deque[int] = deque()
         self.online = asyncio.Event()
         self.online.set()
 
@@ -58,14 +58,14 @@ class RetryingDevice:
         loop = asyncio.get_running_loop()
         while True:
             due = min(self.total, int((loop.time() - started) * self.rate) + 1)
-            self._todo.extend(range(self._next, due))
+            self._unsent.extend(range(self._next, due))
             self._next = max(self._next, due)
-            if not self._todo:
+            if not self._unsent:
                 if self._next >= self.total:
                     return
                 await asyncio.sleep(0.005)
                 continue
-            batch = [self._todo.popleft() for _ in range(min(self.window, len(self._todo)))]
+            batch = [self._unsent.popleft() for _ in range(min(self.window, len(self._unsent)))]
             results = await asyncio.gather(
                 *(
                     client.publish(self.topic, json.dumps({"seq": seq}), qos=1, timeout=PUBACK_TIMEOUT)
@@ -77,7 +77,7 @@ class RetryingDevice:
             failed = [seq for seq, result in outcomes if isinstance(result, Exception)]
             self.accepted.update(seq for seq, result in outcomes if result is None)
             if failed:
-                self._todo.extendleft(reversed(failed))
+                self._unsent.extendleft(reversed(failed))
                 raise aiomqtt.MqttError(f"{len(failed)} publishes not acknowledged")
 
 

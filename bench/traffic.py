@@ -1,7 +1,7 @@
-"""Traffic agents of the benchmark, each a separate process so it does not share an event loop with the
-thing it measures: `python agents.py <role> --spec '<json>'`.
+"""Traffic processes of the benchmark, each separate so it does not share an event loop with the
+thing it measures: `python traffic.py <role> --spec '<json>'`.
 
-Every agent prints `READY` once it is connected, then one JSON line with its figures, and exits. Times are
+Each prints `READY` once it is connected, then one JSON line with its figures, and exits. Times are
 `time.time()` (one machine, one clock), so the orchestrator can compare them across processes. Every loop is
 bounded by a count and a deadline.
 """
@@ -49,7 +49,7 @@ def done(result: dict[str, Any]) -> None:
 
 
 async def wait_for_go(spec: dict[str, Any]) -> None:
-    """Block until the orchestrator writes a line on stdin (so agents start together)."""
+    """Block until the orchestrator writes a line on stdin (so all traffic starts together)."""
     if spec.get("wait_for_go"):
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
