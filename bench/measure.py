@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -212,17 +213,15 @@ class Bench:
 
     # --- setup and teardown ------------------------------------------------------------------------------
     async def start(self) -> None:
+        # The generated project's test broker config (TCP_NODELAY on, per-client queue limit lifted), with a
+        # listener and a persistence dir of this run.
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.broker_port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            # Nagle's algorithm delays small MQTT packets; the default 1000-message client queue drops bursts.
-            "set_tcp_nodelay true\n"
-            "max_queued_messages 0\n"
-            "max_inflight_messages 0\n"
-            "log_type error\n"
-            "log_type warning\n"
+            (self.project / "tests" / "mosquitto.conf").read_text()
+            + f"\nlistener {self.broker_port} 127.0.0.1\n"
+            + f"persistence_location {self.workdir}/\n"
+            + f"user {getpass.getuser()}\n"
+            + "log_type error\nlog_type warning\n"
         )
         await self.start_service(
             "mosquitto", [find_program("mosquitto"), "-c", str(conf)], port=self.broker_port
