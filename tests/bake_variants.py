@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +88,15 @@ def read_env(path: Path) -> dict[str, str]:
             name, _, value = line.partition("=")
             values[name.strip()] = value
     return values
+
+
+def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """One of the checking tools, run in the baked project; the caller asserts on the result."""
+    return subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=120, check=False)
+
+
+def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
+    """The file as Docker Compose loads it: validated, with .env interpolated."""
+    result = run_in(project, str(tools.docker_compose), "-f", name, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

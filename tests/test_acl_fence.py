@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from bake_variants import VARIANTS, module_constants
+from bake_variants import VARIANTS, compose_config, module_constants
 from emqx_authz_model import Client, Request, authorize, consult
 from pyhocon import ConfigFactory
 
@@ -49,15 +47,7 @@ def fence(baked):
 
 
 def _emqx_environment(tools, project: Path) -> dict[str, str]:
-    result = subprocess.run(
-        [str(tools.docker_compose), "-f", "docker-compose.infra.yml", "config", "--format", "json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(result.stdout)["services"]["emqx"]["environment"]
+    return compose_config(tools, project, "docker-compose.infra.yml")["services"]["emqx"]["environment"]
 
 
 def test_broker_denies_what_no_rule_allows_and_refuses_anonymous_clients(baked, tools):

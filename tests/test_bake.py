@@ -4,15 +4,13 @@ with the ACL, compose services and Django topic module all saying the same thing
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from bake_variants import VARIANTS, expected, module_constants, read_env
+from bake_variants import VARIANTS, compose_config, expected, module_constants, read_env, run_in
 from emqx_authz_model import Atom, consult
 from pyhocon import ConfigFactory
 
@@ -47,20 +45,6 @@ def text_files(project: Path) -> list[Path]:
     return files
 
 
-def compose_config(tools, project: Path, name: str) -> dict[str, Any]:
-    """The file as Docker Compose loads it: validated, with .env interpolated."""
-    result = subprocess.run(
-        [str(tools.docker_compose), "-f", name, "config", "--format", "json"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def test_no_unrendered_cookiecutter_tag(baked) -> None:
     _, project = baked
     leftovers = [
@@ -78,42 +62,20 @@ def test_python_compiles_and_passes_ruff(baked, tools) -> None:
     assert sources
     for source in sources:
         compile(source.read_text(encoding="utf-8"), str(source), "exec")
-    lint = subprocess.run(
-        [str(tools.ruff), "check", "--no-cache", "."],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    lint = run_in(project, str(tools.ruff), "check", "--no-cache", ".")
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 @pytest.mark.parametrize("compose_file", ["docker-compose.infra.yml", "docker-compose.app.yml"])
 def test_compose_file_passes_docker_compose_config(baked, tools, compose_file: str) -> None:
     _, project = baked
-    check = subprocess.run(
-        [str(tools.docker_compose), "-f", compose_file, "config", "--quiet"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    check = run_in(project, str(tools.docker_compose), "-f", compose_file, "config", "--quiet")
     assert check.returncode == 0, check.stderr
 
 
 def test_acl_parses_with_erlang(baked, tools) -> None:
     _, project = baked
-    check = subprocess.run(
-        [str(tools.erl), "-noshell", "-eval", '{ok, _} = file:consult("compose/emqx/acl.conf"), halt().'],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert consult(project / "compose/emqx/acl.conf"), "Erlang's file:consult reads the rules"
     lines = [line for line in (project / "compose/emqx/acl.conf").read_text().splitlines() if line.strip()]
     assert all(line.startswith("%%") or line.endswith(".") for line in lines), "one rule per line"
     assert lines[-1] == "{deny, all}."

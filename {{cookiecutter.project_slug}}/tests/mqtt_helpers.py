@@ -64,29 +64,29 @@ def stream_state(queue: PublishQueue) -> dict[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def running_publisher(
+async def _running(service: PublisherService | HandlerService) -> AsyncIterator[Any]:
+    """Run a service as a task until the block ends, then stop it the way SIGTERM does (drain, exit)."""
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.connected.wait(), WAIT)
+        yield service
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, WAIT)
+
+
+def running_publisher(
     queue: PublishQueue, service_class: type[PublisherService] = PublisherService, **options: Any
-) -> AsyncIterator[PublisherService]:
-    service = service_class(queue, client_id=unique("test-publisher"), **options)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.connected.wait(), WAIT)
-        yield service
-    finally:
-        service.request_stop()
-        await asyncio.wait_for(task, WAIT)
+) -> contextlib.AbstractAsyncContextManager[PublisherService]:
+    return _running(service_class(queue, client_id=unique("test-publisher"), **options))
 
 
-@contextlib.asynccontextmanager
-async def running_handler(scheme: TopicScheme, **options: Any) -> AsyncIterator[HandlerService]:
-    service = HandlerService(client_id=unique("test-handler"), scheme=scheme, session_expiry=60, **options)
-    task = asyncio.create_task(service.run())
-    try:
-        await asyncio.wait_for(service.connected.wait(), WAIT)
-        yield service
-    finally:
-        service.request_stop()
-        await asyncio.wait_for(task, WAIT)
+def running_handler(
+    scheme: TopicScheme, **options: Any
+) -> contextlib.AbstractAsyncContextManager[HandlerService]:
+    return _running(
+        HandlerService(client_id=unique("test-handler"), scheme=scheme, session_expiry=60, **options)
+    )
 
 
 class Subscriber:
