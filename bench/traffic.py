@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
@@ -82,6 +83,20 @@ async def subscribe_count(spec: dict[str, Any]) -> None:
     done({"received": received, "first": first, "last": last, "latencies": latencies})
 
 
+async def in_lanes(send: Callable[[int], Awaitable[None]], count: int, lanes: int, timeout: float) -> int:
+    """Call `send(1..count)` with `lanes` calls awaited concurrently; returns how many were sent."""
+    sent = 0
+
+    async def lane() -> None:
+        nonlocal sent
+        while sent < count:
+            sent += 1
+            await send(sent)
+
+    await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(lanes))), timeout)
+    return sent
+
+
 async def raw_publish(spec: dict[str, Any]) -> None:
     """The baseline publisher: one aiomqtt connection, QoS 1, `inflight` publishes awaited concurrently."""
     count, inflight = spec["count"], spec["inflight"]
@@ -90,15 +105,11 @@ async def raw_publish(spec: dict[str, Any]) -> None:
         ready()
         await wait_for_go(spec)
         start = time.time()
-        sent = 0
 
-        async def lane() -> None:
-            nonlocal sent
-            while sent < count:
-                sent += 1
-                await client.publish(spec["topic"], payload, qos=1)
+        async def send(_: int) -> None:
+            await client.publish(spec["topic"], payload, qos=1)
 
-        await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(inflight))), spec["timeout"])
+        sent = await in_lanes(send, count, inflight, spec["timeout"])
         done({"start": start, "end": time.time(), "sent": sent})
 
 
@@ -141,15 +152,11 @@ async def enqueue(spec: dict[str, Any]) -> None:
     ready()
     await wait_for_go(spec)
     start = time.time()
-    sent = 0
 
-    async def lane() -> None:
-        nonlocal sent
-        while sent < count:
-            sent += 1
-            await mqtt_publisher.apublish(topic=spec["topic"], payload={"n": sent, "pad": "x" * 30})
+    async def send(n: int) -> None:
+        await mqtt_publisher.apublish(topic=spec["topic"], payload={"n": n, "pad": "x" * 30})
 
-    await asyncio.wait_for(asyncio.gather(*(lane() for _ in range(lanes))), spec["timeout"])
+    sent = await in_lanes(send, count, lanes, spec["timeout"])
     done({"start": start, "end": time.time(), "sent": sent})
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiomqtt
+from channels.db import database_sync_to_async
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from apps.devices.models import Device, DeviceEvent
 from fault_services import HOST
 from mqtt_helpers import unique, user_property
 
@@ -127,6 +129,21 @@ async def wait_until(check: Callable[[], bool], within: float, what: str) -> flo
 async def stop_task(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+@database_sync_to_async
+def create_device() -> Device:
+    return Device.objects.create(username=unique("dev"), name="fault test")
+
+
+@database_sync_to_async
+def stored_sequence_numbers(device: Device) -> list[int]:
+    return [p["seq"] for p in DeviceEvent.objects.filter(device=device).values_list("payload", flat=True)]
+
+
+def loss_and_duplicates(sent: Iterable[object], arrived: list[object]) -> tuple[int, int]:
+    """How many of `sent` never arrived, and how many arrivals were repeats (at least once allows those)."""
+    return len(set(sent) - set(arrived)), len(arrived) - len(set(arrived))
 
 
 def report(title: str, **figures: object) -> None:

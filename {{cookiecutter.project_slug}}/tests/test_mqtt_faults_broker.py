@@ -6,14 +6,22 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from channels.db import database_sync_to_async
 
-from apps.devices.models import Device, DeviceEvent
+from apps.devices.models import Device
 from apps.mqtt_service.handler_service import HandlerService
 from apps.mqtt_service.mqtt_publisher import MqttPublisher
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.publisher_service import PublisherService
-from fault_clients import PersistentSubscriber, RetryingDevice, report, stop_task, wait_until
+from fault_clients import (
+    PersistentSubscriber,
+    RetryingDevice,
+    create_device,
+    loss_and_duplicates,
+    report,
+    stop_task,
+    stored_sequence_numbers,
+    wait_until,
+)
 from fault_services import HOST, Mosquitto, RedisServer, running
 from mqtt_helpers import WAIT, make_scheme, stream_state, unique
 
@@ -80,8 +88,7 @@ async def test_broker_outage_during_commands_loses_no_command(
                 await asyncio.wait_for(service_task, WAIT)
             await stop_task(device_task)
     received = [command_id for command_id in device.command_ids if command_id is not None]
-    lost = len(set(enqueued) - set(received))
-    duplicates = len(received) - len(set(received))
+    lost, duplicates = loss_and_duplicates(enqueued, received)
     resume = resumed_at - broker.ready_at
     report(
         f"broker outage, commands ({'full window' if backlog else 'stream'})",
@@ -112,16 +119,6 @@ async def _enqueue_stream(
         if delay > 0:
             await asyncio.sleep(delay)
         enqueued.append(await commands.apublish(topic=topic, payload={"n": n}, qos=1))
-
-
-@database_sync_to_async
-def create_device() -> Device:
-    return Device.objects.create(username=unique("dev"), name="fault test")
-
-
-@database_sync_to_async
-def stored_sequence_numbers(device: Device) -> list[int]:
-    return [p["seq"] for p in DeviceEvent.objects.filter(device=device).values_list("payload", flat=True)]
 
 
 async def test_broker_outage_during_a_device_stream_loses_no_accepted_message(tmp_path: Path) -> None:
@@ -161,8 +158,7 @@ async def test_broker_outage_during_a_device_stream_loses_no_accepted_message(tm
             service.request_stop()
             await asyncio.wait_for(service_task, WAIT)
     stored = await stored_sequence_numbers(device_row)
-    lost = len(device.accepted - set(stored))
-    duplicates = len(stored) - len(set(stored))
+    lost, duplicates = loss_and_duplicates(device.accepted, stored)
     report(
         "broker outage, device messages",
         accepted=len(device.accepted),

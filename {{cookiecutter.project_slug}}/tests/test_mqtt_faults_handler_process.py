@@ -11,7 +11,14 @@ from django.db import connection
 
 from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.topics import DEFAULT_SCHEME
-from fault_clients import RetryingDevice, report, stop_task
+from fault_clients import (
+    RetryingDevice,
+    create_device,
+    loss_and_duplicates,
+    report,
+    stop_task,
+    stored_sequence_numbers,
+)
 from fault_services import ManagePy, Mosquitto, RedisServer, TcpProxy, running
 from mqtt_helpers import WAIT, unique
 
@@ -20,16 +27,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 RESUME_LIMIT = 5.0
 # The handler's receive maximum: the most messages the broker hands it before any acknowledgement.
 RECEIVE_MAXIMUM = 1000
-
-
-@database_sync_to_async
-def create_device() -> Device:
-    return Device.objects.create(username=unique("dev"), name="fault test")
-
-
-@database_sync_to_async
-def stored_sequence_numbers(device: Device) -> list[int]:
-    return [p["seq"] for p in DeviceEvent.objects.filter(device=device).values_list("payload", flat=True)]
 
 
 @database_sync_to_async
@@ -115,8 +112,7 @@ async def test_sigkill_of_the_handler_loses_no_message_the_broker_delivered(tmp_
             if device_task is not None:
                 await stop_task(device_task)
             await handler.kill()
-    lost = len(device.accepted - set(stored))
-    duplicates = len(stored) - len(set(stored))
+    lost, duplicates = loss_and_duplicates(device.accepted, stored)
     report(
         "SIGKILL of a handler",
         accepted=len(device.accepted),
@@ -182,8 +178,7 @@ async def test_database_unreachable_for_seconds_loses_nothing_and_the_handler_re
     finally:
         proxy.shutdown()
     log = handler.log()
-    lost = len(device.accepted - set(stored))
-    duplicates = len(stored) - len(set(stored))
+    lost, duplicates = loss_and_duplicates(device.accepted, stored)
     report(
         "PostgreSQL unreachable 4 s",
         accepted=len(device.accepted),
