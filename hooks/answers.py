@@ -10,14 +10,12 @@ from __future__ import annotations
 import keyword
 import re
 import sys
+import unicodedata
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-# Service users of the backend in EMQX's built-in database. The ACL names them literally, and .env.example
-# carries the same defaults (MQTT_HANDLER_USERNAME / MQTT_PUBLISHER_USERNAME / MQTT_ROOT_USERNAME).
-HANDLER_USERNAME = "svc_handler"
-PUBLISHER_USERNAME = "svc_publisher"
+# The EMQX superuser's default name (MQTT_ROOT_USERNAME in .env; no ACL rule names it).
 ROOT_USERNAME = "admin"
 
 HASH_ALGORITHMS = ("sha256", "pbkdf2", "bcrypt")
@@ -69,6 +67,12 @@ _LANGUAGE_CODE_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 _PYTHON_VERSION_RE = re.compile(r"^3\.(\d+)(\.\d+)?$")
 _IMAGE_MAJOR_RE = re.compile(r"^(\d+)(\.\d+){0,2}$")
 _EMQX_VERSION_RE = re.compile(r"^5\.8\.\d+$")
+# Broker users of the backend services: the ACL names them literally, EMQX's bootstrap file creates them.
+_SERVICE_USERNAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# Characters no generated file can hold safely as plain text: controls (newline, NUL, ESC...), format
+# characters (bidirectional overrides that make code read differently than it runs), surrogates, separators.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+_TEXT_LIMITS = {"project_name": 100, "description": 500, "author_name": 200, "author_email": 254}
 
 
 class AnswerError(ValueError):
@@ -121,16 +125,46 @@ class Answers:
     use_flower: bool
     expose_infra_ports: bool
     images: Images
-    handler_username: str = HANDLER_USERNAME
-    publisher_username: str = PUBLISHER_USERNAME
+    handler_username: str
+    publisher_username: str
     root_username: str = ROOT_USERNAME
+
+    @property
+    def docker_name(self) -> str:
+        """The slug as Docker names are usually written (`iot-backend`): prefix of the compose projects,
+        containers and network, so two generated projects never share one on a Docker host."""
+        return self.project_slug.replace("_", "-")
+
+    @property
+    def infra_project(self) -> str:
+        return f"{self.docker_name}-infra"
+
+    @property
+    def app_project(self) -> str:
+        return f"{self.docker_name}-app"
+
+    @property
+    def network(self) -> str:
+        return f"{self.docker_name}-net"
+
+    def container(self, service: str) -> str:
+        return f"{self.docker_name}-{service}"
 
 
 def _text(context: dict[str, Any], name: str) -> str:
+    """The answer without surrounding white space; refused when no file format could hold it as plain text."""
     value = context.get(name)
     if not isinstance(value, str):
         raise AnswerError(name, value, "a text answer is required")
-    return value.strip()
+    for char in value:
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            what = f"plain text on one line (it holds the control or format character U+{ord(char):04X})"
+            raise AnswerError(name, value, what)
+    value = value.strip()
+    limit = _TEXT_LIMITS.get(name)
+    if limit is not None and len(value) > limit:
+        raise AnswerError(name, value, f"at most {limit} characters")
+    return value
 
 
 def _nonempty(context: dict[str, Any], name: str) -> str:
@@ -182,6 +216,9 @@ def _topic_level(name: str, value: str) -> str:
 
 def _slug(context: dict[str, Any]) -> str:
     value = _text(context, "project_slug")
+    if value != context["project_slug"]:
+        # cookiecutter names the project folder after the raw answer, before any hook can trim it.
+        raise AnswerError("project_slug", context["project_slug"], "no spaces around the name")
     if not _SLUG_RE.fullmatch(value):
         raise AnswerError(
             "project_slug",
@@ -250,6 +287,22 @@ def _images(context: dict[str, Any]) -> Images:
     return Images(python=python, postgres=postgres, redis=redis, emqx=emqx)
 
 
+def _service_usernames(context: dict[str, Any]) -> tuple[str, str]:
+    allowed = "a broker username: a lower-case letter, then up to 63 lower-case letters, digits, '_' or '-'"
+    names = []
+    for answer in ("mqtt_handler_username", "mqtt_publisher_username"):
+        value = _text(context, answer)
+        if not _SERVICE_USERNAME_RE.fullmatch(value):
+            raise AnswerError(answer, value, allowed)
+        if value == ROOT_USERNAME:
+            what = f"must differ from the EMQX superuser's default name {ROOT_USERNAME!r}"
+            raise AnswerError(answer, value, what)
+        names.append(value)
+    if names[0] == names[1]:
+        raise AnswerError("mqtt_publisher_username", names[1], "must differ from mqtt_handler_username")
+    return names[0], names[1]
+
+
 def _password_hash(context: dict[str, Any]) -> PasswordHash:
     value = _text(context, "device_password_hash")
     if value not in HASH_ALGORITHMS:
@@ -263,6 +316,7 @@ def build_answers(context: dict[str, Any]) -> Answers:
     command_prefix = _topic_level("command_topic_prefix", _text(context, "command_topic_prefix"))
     if device_prefix == command_prefix:
         raise AnswerError("command_topic_prefix", command_prefix, "must differ from device_topic_prefix")
+    handler_username, publisher_username = _service_usernames(context)
     return Answers(
         project_name=_nonempty(context, "project_name"),
         project_slug=_slug(context),
@@ -288,4 +342,6 @@ def build_answers(context: dict[str, Any]) -> Answers:
         use_flower=_boolean(context, "use_flower"),
         expose_infra_ports=_boolean(context, "expose_infra_ports"),
         images=_images(context),
+        handler_username=handler_username,
+        publisher_username=publisher_username,
     )

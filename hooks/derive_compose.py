@@ -2,6 +2,10 @@
 
 Values that come from .env are compose interpolations (${VAR}); a `$` meant for the container or for
 EMQX is written `$$`. Secrets use ${VAR:?...} so compose refuses to start without them.
+
+Every Docker-wide name (compose projects, containers, the shared network) starts with the project's slug, and
+host ports come from .env, so several generated projects run side by side on one Docker host. Named volumes
+belong to their compose project, so they are distinct too.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import derive_emqx
 from answers import Answers
 from derive_emqx import EnvReference
 
-NETWORK = "my_shared_network"
+# Inside the infra project's network the services are reached by these names.
+NETWORK = "shared"
 EMQX_ENTRYPOINT = "/opt/emqx/compose-entrypoint.sh"
 APP_ROOT = "/app/compose/django"
 
@@ -92,9 +97,10 @@ def _emqx_environment(answers: Answers) -> dict[str, str]:
         "EMQX_BOOTSTRAP_USERS_FILE": derive_emqx.BOOTSTRAP_USERS_FILE,
         "MQTT_ROOT_USERNAME": f"${{MQTT_ROOT_USERNAME:-{answers.root_username}}}",
         "MQTT_ROOT_PASSWORD": _required("MQTT_ROOT_PASSWORD"),
-        "MQTT_HANDLER_USERNAME": f"${{MQTT_HANDLER_USERNAME:-{answers.handler_username}}}",
+        # Fixed by the answers, not .env: acl.conf grants exactly these names.
+        "MQTT_HANDLER_USERNAME": answers.handler_username,
         "MQTT_HANDLER_PASSWORD": _required("MQTT_HANDLER_PASSWORD"),
-        "MQTT_PUBLISHER_USERNAME": f"${{MQTT_PUBLISHER_USERNAME:-{answers.publisher_username}}}",
+        "MQTT_PUBLISHER_USERNAME": answers.publisher_username,
         "MQTT_PUBLISHER_PASSWORD": _required("MQTT_PUBLISHER_PASSWORD"),
     }
 
@@ -108,7 +114,7 @@ def _emqx(answers: Answers) -> dict[str, Any]:
         "entrypoint": ["/bin/sh", EMQX_ENTRYPOINT],
         "command": ["/opt/emqx/bin/emqx", "foreground"],
         "environment": _emqx_environment(answers),
-        "ports": ["1883:1883", "18083:18083"],
+        "ports": ["${MQTT_BROKER_PORT:-1883}:1883", "${EMQX_DASHBOARD_PORT:-18083}:18083"],
         "volumes": [
             "emqx_data:/opt/emqx/data",
             "emqx_log:/opt/emqx/log",
@@ -121,11 +127,19 @@ def _emqx(answers: Answers) -> dict[str, Any]:
     }
 
 
+def _named(answers: Answers, services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for name, service in services.items():
+        service["container_name"] = answers.container(name)
+    return services
+
+
 def infra_compose(answers: Answers) -> dict[str, Any]:
+    services = {"postgres": _postgres(answers), "redis": _redis(answers), "emqx": _emqx(answers)}
     return {
-        "services": {"postgres": _postgres(answers), "redis": _redis(answers), "emqx": _emqx(answers)},
+        "name": answers.infra_project,
+        "services": _named(answers, services),
         "volumes": {"postgres_data": {}, "redis_data": {}, "emqx_data": {}, "emqx_log": {}},
-        "networks": {NETWORK: {"name": NETWORK, "driver": "bridge"}},
+        "networks": {NETWORK: {"name": answers.network, "driver": "bridge"}},
     }
 
 
@@ -164,7 +178,6 @@ def _mqtt_replicas(answers: Answers, role: str, count: int) -> dict[str, dict[st
         service = _app_service(
             answers, f"start-mqtt-{role}.sh", {"MQTT_CLIENT_ID": f"{answers.project_slug}-{name}"}
         )
-        service["container_name"] = name
         # Time to finish in-flight messages after SIGTERM before compose kills the replica.
         service["stop_grace_period"] = "30s"
         services[name] = _after_django(service)
@@ -173,8 +186,7 @@ def _mqtt_replicas(answers: Answers, role: str, count: int) -> dict[str, dict[st
 
 def app_compose(answers: Answers) -> dict[str, Any]:
     django = _app_service(answers, "start-django.sh")
-    django["container_name"] = "django-app"
-    django["ports"] = ["8000:8000"]
+    django["ports"] = ["${DJANGO_PORT:-8000}:8000"]
     django["healthcheck"] = _healthcheck(
         [
             "CMD",
@@ -192,6 +204,10 @@ def app_compose(answers: Answers) -> dict[str, Any]:
     services["celery-beat"] = _after_django(_app_service(answers, "start-celery-beat.sh"))
     if answers.use_flower:
         flower = _after_django(_app_service(answers, "start-flower.sh"))
-        flower["ports"] = ["5555:5555"]
+        flower["ports"] = ["${FLOWER_PORT:-5555}:5555"]
         services["flower"] = flower
-    return {"services": services, "networks": {NETWORK: {"name": NETWORK, "external": True}}}
+    return {
+        "name": answers.app_project,
+        "services": _named(answers, services),
+        "networks": {NETWORK: {"name": answers.network, "external": True}},
+    }

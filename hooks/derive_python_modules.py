@@ -34,6 +34,9 @@ def topology_source(answers: Answers) -> str:
         f"SHARED_SUBSCRIPTION_GROUP = {_py_str(answers.shared_subscription_group)}",
         f"INGEST_QOS = {answers.ingest_qos}",
         f"COMMAND_QOS = {answers.command_qos}",
+        "# Broker users of the backend services: acl.conf grants them by these names.",
+        f"HANDLER_USERNAME = {_py_str(answers.handler_username)}",
+        f"PUBLISHER_USERNAME = {_py_str(answers.publisher_username)}",
     ]
     return HEADER + "\n" + "\n".join(lines) + "\n"
 

@@ -38,6 +38,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "device_message_kinds": "metrics,alarm",
         "device_password_hash": "pbkdf2",
     },
+    "renamed_broker_users": {"mqtt_handler_username": "ingest-bot", "mqtt_publisher_username": "cmd_bot"},
     # Answers typed on the command line arrive as strings.
     "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
 }
@@ -52,6 +53,8 @@ DEFAULTS = {
     "command_qos": 1,
     "mqtt_handler_replicas": 1,
     "mqtt_publisher_replicas": 1,
+    "mqtt_handler_username": "svc_handler",
+    "mqtt_publisher_username": "svc_publisher",
     "device_password_hash": "sha256",
     "use_flower": True,
     "expose_infra_ports": False,

@@ -4,6 +4,7 @@ with the ACL, compose services and Django topic module all saying the same thing
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_replica_services_match_the_answers(baked, tools) -> None:
         assert names == [f"mqtt-{role}-{i}" for i in range(1, count + 1)]
         for name in names:
             service = services[name]
-            assert service["container_name"] == name
+            assert service["container_name"] == f"{docker_name(slug)}-{name}"
             assert service["environment"]["MQTT_CLIENT_ID"] == f"{slug}-{name}"
             assert service["command"] == [f"/app/compose/django/start-mqtt-{role}.sh"]
             assert service["depends_on"]["django-app"]["condition"] == "service_healthy"
@@ -159,12 +160,12 @@ def test_replica_services_match_the_answers(baked, tools) -> None:
     )
     assert expected_services <= set(services)
     assert ("flower" in services) == want["use_flower"]
-    for service in services.values():
+    for name, service in services.items():
         assert service["environment"]["POSTGRES_HOST"] == "postgres"
         assert service["environment"]["REDIS_HOST"] == "redis"
         assert service["environment"]["MQTT_BROKER_HOST"] == "emqx"
-        assert "my_shared_network" in service["networks"]
-    assert services["django-app"]["container_name"] == "django-app"
+        assert service["container_name"] == f"{docker_name(slug)}-{name}"
+        assert list(service["networks"]) == ["shared"]
     assert "/health/" in " ".join(services["django-app"]["healthcheck"]["test"])
 
 
@@ -182,9 +183,47 @@ def test_infra_ports_follow_the_answer(baked, tools) -> None:
         else:
             assert published == []
     assert {int(p["published"]) for p in services["emqx"]["ports"]} == {1883, 18083}
-    assert config["networks"]["my_shared_network"]["name"] == "my_shared_network"
     for name in ("postgres", "redis", "emqx"):
         assert services[name]["healthcheck"]["test"], name
+
+
+def docker_name(slug: str) -> str:
+    return slug.replace("_", "-")
+
+
+def test_docker_wide_names_carry_the_project_slug(baked, tools) -> None:
+    """Two generated projects on one Docker host share no compose project, container, network or volume."""
+    variant, project = baked
+    prefix = docker_name(expected(variant)["project_slug"])
+    infra = compose_config(tools, project, "docker-compose.infra.yml")
+    app = compose_config(tools, project, "docker-compose.app.yml")
+    assert (infra["name"], app["name"]) == (f"{prefix}-infra", f"{prefix}-app")
+    assert infra["networks"]["shared"]["name"] == app["networks"]["shared"]["name"] == f"{prefix}-net"
+    assert app["networks"]["shared"]["external"] is True
+    for service_name, service in {**infra["services"], **app["services"]}.items():
+        assert service["container_name"] == f"{prefix}-{service_name}"
+    # compose-go resolves named volumes to <project>_<volume>: the project name keeps them apart.
+    assert {volume["name"] for volume in infra["volumes"].values()} == {
+        f"{prefix}-infra_{name}" for name in ("postgres_data", "redis_data", "emqx_data", "emqx_log")
+    }
+
+
+def test_host_ports_come_from_env_with_the_usual_defaults(baked) -> None:
+    _, project = baked
+    infra = yaml.safe_load((project / "docker-compose.infra.yml").read_text())
+    app = yaml.safe_load((project / "docker-compose.app.yml").read_text())
+    published = [
+        port
+        for doc in (infra, app)
+        for service in doc["services"].values()
+        for port in service.get("ports", [])
+    ]
+    assert published, "django, emqx publish ports"
+    for port in published:
+        assert re.fullmatch(r"(127\.0\.0\.1:)?\$\{[A-Z_]+_PORT:-\d+\}:\d+", port), port
+    example = read_env(project / ".env.example")
+    for name in re.findall(r"\$\{([A-Z_]+_PORT):-", " ".join(published)):
+        assert name in example, f"{name} is published from .env but not listed in .env.example"
 
 
 def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
@@ -198,12 +237,15 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
         "SHARED_SUBSCRIPTION_GROUP": want["shared_subscription_group"],
         "INGEST_QOS": want["ingest_qos"],
         "COMMAND_QOS": want["command_qos"],
+        "HANDLER_USERNAME": want["mqtt_handler_username"],
+        "PUBLISHER_USERNAME": want["mqtt_publisher_username"],
     }
     device, command = topology["DEVICE_TOPIC_PREFIX"], topology["COMMAND_TOPIC_PREFIX"]
     kinds = topology["DEVICE_MESSAGE_KINDS"]
     rules = consult(project / "compose/emqx/acl.conf")
     allowed = {(rule[1], rule[2]): tuple(rule[3]) for rule in rules if len(rule) == 4 and rule[0] == "allow"}
-    handler, publisher = ("username", "svc_handler"), ("username", "svc_publisher")
+    handler = ("username", want["mqtt_handler_username"])
+    publisher = ("username", want["mqtt_publisher_username"])
     assert allowed == {
         (handler, "subscribe"): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
         (publisher, "publish"): (f"{command}/+",),
@@ -218,12 +260,38 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
     assert rules[-1] == ("deny", "all")
 
 
-def test_service_usernames_agree_between_acl_and_env_example(baked) -> None:
-    _, project = baked
+def test_the_broker_users_emqx_creates_are_the_users_the_acl_grants(baked, tools) -> None:
+    """The users compose writes into EMQX's bootstrap file are fixed by the answers, whatever .env says: a
+    renamed user would lose every permission of acl.conf."""
+    variant, project = baked
+    want = expected(variant)
+    (project / ".env.renamed").write_text(
+        (project / ".env").read_text() + "MQTT_HANDLER_USERNAME=renamed\nMQTT_PUBLISHER_USERNAME=renamed2\n"
+    )
+    result = run_in(
+        project,
+        str(tools.docker_compose),
+        "--env-file",
+        ".env.renamed",
+        "-f",
+        "docker-compose.infra.yml",
+        "config",
+        "--format",
+        "json",
+    )
+    (project / ".env.renamed").unlink()
+    assert result.returncode == 0, result.stderr
+    emqx = json.loads(result.stdout)["services"]["emqx"]["environment"]
+    assert emqx["MQTT_HANDLER_USERNAME"] == want["mqtt_handler_username"]
+    assert emqx["MQTT_PUBLISHER_USERNAME"] == want["mqtt_publisher_username"]
+    granted = {
+        rule[1][1]
+        for rule in consult(project / "compose/emqx/acl.conf")
+        if rule[0] == "allow" and rule[1] != Atom("all")
+    }
+    assert granted == {want["mqtt_handler_username"], want["mqtt_publisher_username"]}
     example = read_env(project / ".env.example")
-    acl = (project / "compose/emqx/acl.conf").read_text()
-    assert f'{{username, "{example["MQTT_HANDLER_USERNAME"]}"}}' in acl
-    assert f'{{username, "{example["MQTT_PUBLISHER_USERNAME"]}"}}' in acl
+    assert "MQTT_HANDLER_USERNAME" not in example and "MQTT_PUBLISHER_USERNAME" not in example
 
 
 def test_env_has_every_secret_filled(baked) -> None:

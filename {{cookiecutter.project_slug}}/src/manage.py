@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Django's command-line entry point for {{ cookiecutter.project_name }}."""
+"""Django's command-line entry point of this project."""
 
 import os
 import sys

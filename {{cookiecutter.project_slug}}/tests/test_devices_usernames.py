@@ -6,6 +6,7 @@ from django.db import IntegrityError, connection, transaction
 
 from apps.devices.models import Device
 from apps.devices.usernames import MAX_USERNAME_LENGTH, validate_device_username
+from apps.mqtt_service import topology
 
 
 @pytest.mark.parametrize(
@@ -48,10 +49,9 @@ def test_invalid_usernames_are_refused_with_a_clear_message(username, message):
     assert message in " ".join(excinfo.value.messages)
 
 
-def test_configured_service_usernames_are_reserved(settings):
-    settings.MQTT = {**settings.MQTT, "handler_username": "backend_in"}
+def test_configured_broker_users_are_reserved(settings):
     settings.MQTT_ROOT_USERNAME = "root_user"
-    for name in ("backend_in", "root_user"):
+    for name in (topology.HANDLER_USERNAME, topology.PUBLISHER_USERNAME, "root_user"):
         with pytest.raises(ValidationError, match="reserved"):
             validate_device_username(name)
 

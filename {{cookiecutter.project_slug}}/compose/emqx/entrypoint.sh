@@ -38,6 +38,10 @@ check_credential MQTT_HANDLER_USERNAME "$HANDLER_USER"
 check_credential MQTT_HANDLER_PASSWORD "$HANDLER_PASSWORD"
 check_credential MQTT_PUBLISHER_USERNAME "$PUBLISHER_USER"
 check_credential MQTT_PUBLISHER_PASSWORD "$PUBLISHER_PASSWORD"
+# The service users are fixed by the template answers (acl.conf grants them by name); the root user is not.
+if [ "$ROOT_USER" = "$HANDLER_USER" ] || [ "$ROOT_USER" = "$PUBLISHER_USER" ]; then
+    fail "MQTT_ROOT_USERNAME must differ from the service users $HANDLER_USER and $PUBLISHER_USER"
+fi
 
 # Only the root user is a superuser; the service users are fenced by acl.conf like everyone else.
 umask 077

@@ -1,4 +1,5 @@
-"""Django settings for {{ cookiecutter.project_name }}.
+{%- set a = cookiecutter | answers -%}
+"""Django settings of this project (its name is PROJECT_NAME below).
 
 Every value comes from the environment with a local-friendly default. Values are read from the file named
 by DJANGO_ENV_FILE (relative to the project root) or else from <project root>/.env; real environment
@@ -13,12 +14,13 @@ from urllib.parse import quote
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.mqtt_service import topology
 from config.secret_key import check_production_secret_key
 
 SRC_DIR = Path(__file__).resolve().parent.parent
 PROJECT_ROOT = SRC_DIR.parent
-PROJECT_SLUG = "{{ cookiecutter.project_slug }}"
-PROJECT_NAME = {{ cookiecutter.project_name | tojson }}
+PROJECT_SLUG = {{ a.project_slug | py }}
+PROJECT_NAME = {{ a.project_name | py }}
 
 env = environ.Env()
 
@@ -163,12 +165,25 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- MQTT ---------------------------------------------------------------------------------------------------
 MQTT_ROOT_USERNAME = env.str("MQTT_ROOT_USERNAME", default="admin")
+# The services' broker usernames were answered when the project was generated: acl.conf grants exactly those
+# names, so they are not read from the environment (a renamed user would lose every permission).
+for _name, _answered in (
+    ("MQTT_HANDLER_USERNAME", topology.HANDLER_USERNAME),
+    ("MQTT_PUBLISHER_USERNAME", topology.PUBLISHER_USERNAME),
+):
+    if env.str(_name, default="") not in ("", _answered):
+        raise ImproperlyConfigured(
+            f"{_name} is fixed to {_answered!r} by the template answers (acl.conf grants that name): remove "
+            f"{_name} from the environment, or change the answer and regenerate (cruft update)."
+        )
 MQTT = {
     "host": env.str("MQTT_BROKER_HOST", default="127.0.0.1"),
     "port": env.int("MQTT_BROKER_PORT", default=1883),
-    "handler_username": env.str("MQTT_HANDLER_USERNAME", default="svc_handler"),
+    # A service logs in with its username only when its password is set (a broker without authentication,
+    # such as a local Mosquitto, takes anonymous clients).
+    "handler_username": topology.HANDLER_USERNAME,
     "handler_password": env.str("MQTT_HANDLER_PASSWORD", default=""),
-    "publisher_username": env.str("MQTT_PUBLISHER_USERNAME", default="svc_publisher"),
+    "publisher_username": topology.PUBLISHER_USERNAME,
     "publisher_password": env.str("MQTT_PUBLISHER_PASSWORD", default=""),
     # Empty means "derive one per process": <slug>-<role>-<hostname> (see client_id_prefix and hostname).
     "client_id": env.str("MQTT_CLIENT_ID", default=""),
@@ -189,8 +204,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "admin:login"
 
 # --- Internationalisation -----------------------------------------------------------------------------------
-LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default="{{ cookiecutter.language_code }}")
-TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="{{ cookiecutter.timezone }}")
+LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default={{ a.language_code | py }})
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default={{ a.timezone | py }})
 USE_I18N = True
 USE_TZ = True
 CELERY_TIMEZONE = TIME_ZONE

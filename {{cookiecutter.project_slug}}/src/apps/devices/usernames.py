@@ -10,6 +10,8 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from apps.mqtt_service import topology
+
 MAX_USERNAME_LENGTH = 64
 USERNAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
 # The same rule anchored for the database constraint (PostgreSQL `~`, where `$` is the end of the string).
@@ -17,16 +19,17 @@ USERNAME_DB_REGEX = rf"^{USERNAME_PATTERN}$"
 _USERNAME_RE = re.compile(USERNAME_PATTERN)
 _MQTT_SPECIAL = {"/": "'/'", "+": "'+'", "#": "'#'", "$": "'$'", "\x00": "NUL"}
 
-# The backend's own broker identities: a device must never be able to log in as one of them.
+# The backend's own broker identities by their default names: a device must never be able to log in as one of
+# them. The database constraint refuses these; the validator also refuses the names this project answered.
 RESERVED_USERNAMES = frozenset({"svc_handler", "svc_publisher", "admin"})
 
 
 def reserved_usernames() -> frozenset[str]:
-    """The fixed reserved names plus the service usernames this deployment actually configures."""
+    """The fixed reserved names plus the broker users this deployment actually has."""
     configured = {
         getattr(settings, "MQTT_ROOT_USERNAME", ""),
-        settings.MQTT.get("handler_username", ""),
-        settings.MQTT.get("publisher_username", ""),
+        topology.HANDLER_USERNAME,
+        topology.PUBLISHER_USERNAME,
     }
     return RESERVED_USERNAMES | {name.lower() for name in configured if name}
 

@@ -36,13 +36,13 @@ def client_kwargs(role: Role, *, client_id: str | None = None, **overrides: Any)
     """Keyword arguments for `aiomqtt.Client`: broker address, the role's credentials, MQTT 5, TCP_NODELAY."""
     share_property_tables()  # every decoded PUBLISH/PUBACK builds one; see paho_properties
     mqtt = settings.MQTT
-    username = mqtt.get(f"{role}_username") or None
     password = mqtt.get(f"{role}_password") or None
     kwargs: dict[str, Any] = {
         "hostname": mqtt.get("host", "127.0.0.1"),
         "port": int(mqtt.get("port", 1883)),
-        "username": username,
-        "password": password if username else None,
+        # Without a password the service connects anonymously (a local broker without authentication).
+        "username": mqtt.get(f"{role}_username") if password else None,
+        "password": password,
         "identifier": client_id or client_id_for(role),
         "protocol": aiomqtt.ProtocolVersion.V5,
         "keepalive": 30,
