@@ -52,6 +52,16 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("python_too_old", {"python_version": "3.10"}, "python_version"),
     ("redis_with_shell_characters", {"redis_version": "7; rm -rf /"}, "redis_version"),
     ("language_code_not_a_code", {"language_code": "English"}, "language_code"),
+    # Text that no generated file can hold as plain text.
+    ("name_with_newline", {"project_name": "IoT\nBackend", "project_slug": "iot"}, "project_name"),
+    ("description_with_bidi_override", {"description": "safe \u202e txet"}, "description"),
+    ("author_with_nul", {"author_name": "A\x00B"}, "author_name"),
+    ("name_too_long", {"project_name": "x" * 101, "project_slug": "iot"}, "project_name"),
+    ("slug_padded", {"project_slug": " iot_backend "}, "project_slug"),
+    ("handler_user_upper_case", {"mqtt_handler_username": "Handler"}, "mqtt_handler_username"),
+    ("publisher_user_with_slash", {"mqtt_publisher_username": "svc/pub"}, "mqtt_publisher_username"),
+    ("service_users_equal", {"mqtt_publisher_username": "svc_handler"}, "mqtt_publisher_username"),
+    ("service_user_is_root", {"mqtt_handler_username": "admin"}, "mqtt_handler_username"),
 ]
 
 

@@ -1,7 +1,12 @@
+{%- set a = cookiecutter | answers -%}
 """Send a command to a device from anywhere in Django (views, tasks, shell).
 
     from apps.mqtt_service.mqtt_publisher import mqtt_publisher
-    command_id = mqtt_publisher.publish(topic="to_device/device_001", payload={"cmd": "reboot"}, qos=1)
+    command_id = mqtt_publisher.publish(
+        topic={{ (a.command_topic_prefix ~ "/device_001") | py }},
+        payload={"cmd": "reboot"},
+        qos={{ a.command_qos }},
+    )
 
 The command is validated here and enqueued in Redis; a publisher service delivers it (at least once) and the
 device receives `command_id` as the MQTT 5 user property "command_id" to drop duplicates.
