@@ -44,7 +44,8 @@ def main() -> int:
     prune(project, answers)
     write_derived_files(project, answers)
     write_env(project, answers.use_flower)
-    print(next_steps(answers.project_slug))
+    # stderr: `cruft diff` renders the template with this hook and writes its diff to stdout.
+    print(next_steps(answers.project_slug), file=sys.stderr)
     return 0
 
 
