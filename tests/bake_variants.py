@@ -39,6 +39,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "device_password_hash": "pbkdf2",
     },
     "renamed_broker_users": {"mqtt_handler_username": "ingest-bot", "mqtt_publisher_username": "cmd_bot"},
+    # A team's own fleet: every topic answer differs from the defaults, custom kinds, quotes in the name,
+    # three handler replicas. The new-user walkthrough and the fault tests run on it too.
+    "acme_fleet": {
+        "project_name": 'Acme "Field" Fleet',
+        "project_slug": "acme_fleet",
+        "device_topic_prefix": "up",
+        "command_topic_prefix": "down",
+        "device_message_kinds": "telemetry,alarm,status",
+        "shared_subscription_group": "workers",
+        "mqtt_handler_replicas": 3,
+    },
     # Answers typed on the command line arrive as strings.
     "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
 }
@@ -59,7 +70,7 @@ DEFAULTS = {
     "use_flower": True,
     "expose_infra_ports": False,
 }
-SLUGS = {"other_name": "smart_farm"}
+SLUGS = {"other_name": "smart_farm", "acme_fleet": "acme_fleet"}
 
 
 def expected(variant: str) -> dict[str, Any]:

@@ -1,18 +1,34 @@
-"""Bake the default answers and run the generated project's own `make install` and `make test`, as a
-user would, against the PostgreSQL, Redis and MQTT broker the environment points at (by default the
-services on 127.0.0.1 named in the generated tests/test.env)."""
+"""Run generated projects' own suites, as users would, against the PostgreSQL, Redis and MQTT broker the
+environment points at (by default the services on 127.0.0.1 named in the generated tests/test.env).
 
+The defaults are baked and installed with their own `make install` and `make test` (slow fault tests
+included). Every other bake of the template suite (tests/bake_variants.py) then runs its suite with that
+virtual environment (the pinned requirements of every bake are a subset of the defaults'): once per distinct
+generated code, since two bakes whose src/, tests/ and pyproject.toml are byte for byte the same run the same
+suite. The runs go three at a time; each mostly waits on real services, not on the CPU."""
+
+from __future__ import annotations
+
+import hashlib
 import os
 import re
 import subprocess
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from bake_variants import VARIANTS
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 # Installing the pinned dependencies and running a suite against real services takes minutes, not seconds.
 INSTALL_TIMEOUT_SECONDS = 1800
 TEST_TIMEOUT_SECONDS = 1800
+CONCURRENT_SUITES = 3
+# The other bakes whose fault tests (marked slow, about a minute) run too: custom kinds and topics change what
+# they publish and subscribe to.
+SLOW_TESTS_ALSO_FOR = {"acme_fleet"}
+WALKTHROUGH = Path(__file__).parent / "walkthrough" / "new_user.py"
 
 
 def project_env() -> dict[str, str]:
@@ -25,15 +41,9 @@ def project_env() -> dict[str, str]:
     return env
 
 
-def run_make(project: Path, target: str, timeout: int) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], project: Path, timeout: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["make", target],
-        cwd=project,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        argv, cwd=project, env=project_env(), capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -41,9 +51,16 @@ def tail(result: subprocess.CompletedProcess[str], chars: int = 6000) -> str:
     return f"--- stdout ---\n{result.stdout[-chars:]}\n--- stderr ---\n{result.stderr[-chars:]}"
 
 
+def assert_suite_passed(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, tail(result)
+    passed = re.search(r"\b(\d+) passed\b", result.stdout)
+    assert passed and int(passed.group(1)) > 0, tail(result)
+    assert not re.search(r"\b\d+ (failed|errors?)\b", result.stdout), tail(result)
+
+
 @pytest.fixture(scope="session")
 def installed_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Path:
-    """The defaults, baked and installed once (`make install`) for every test that runs the project."""
+    """The defaults, baked and installed once (`make install`) for every test that runs a project."""
     from cookiecutter.main import cookiecutter
 
     out = tmp_path_factory.mktemp("installed")
@@ -52,67 +69,62 @@ def installed_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_con
             str(TEMPLATE_DIR), no_input=True, output_dir=str(out), config_file=str(cookiecutter_config)
         )
     )
-    install = run_make(project, "install", INSTALL_TIMEOUT_SECONDS)
+    install = run(["make", "install"], project, INSTALL_TIMEOUT_SECONDS)
     assert install.returncode == 0, tail(install)
     assert (project / ".venv/bin/pytest").exists()
     return project
 
 
 def test_generated_project_installs_and_passes_its_own_suite(installed_project: Path) -> None:
-    project = installed_project
-    suite = run_make(project, "test", TEST_TIMEOUT_SECONDS)
-    assert suite.returncode == 0, tail(suite)
-    passed = re.search(r"\b(\d+) passed\b", suite.stdout)
-    assert passed, tail(suite)
-    assert int(passed.group(1)) > 0
-    assert not re.search(r"\b\d+ (failed|errors?)\b", suite.stdout), tail(suite)
+    assert_suite_passed(run(["make", "test"], installed_project, TEST_TIMEOUT_SECONDS))
 
 
-def test_a_new_user_walks_both_data_paths(installed_project: Path) -> None:
-    """README's native development, as processes: a device's status reaches a logged-in browser's WebSocket,
-    and mqtt_publisher.publish reaches the device (tests/walkthrough/new_user.py says how)."""
-    walkthrough = Path(__file__).parent / "walkthrough" / "new_user.py"
-    result = subprocess.run(
-        [str(installed_project / ".venv/bin/python"), str(walkthrough)],
-        cwd=installed_project,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def code_fingerprint(project: Path) -> str:
+    """What a generated suite's outcome depends on: the code it runs and tests, and its settings."""
+    digest = hashlib.sha256()
+    files = [project / "pyproject.toml"]
+    files += sorted((project / "src").rglob("*")) + sorted((project / "tests").rglob("*"))
+    for path in files:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def variant_suites(installed_project: Path, bake_project) -> Callable[[str], tuple[str, Future]]:
+    """variant -> (the variant whose run stands for it, that run's future). All runs start on first use."""
+    venv_python = installed_project / ".venv/bin/python"
+    baked = {name: bake_project(answers) for name, answers in VARIANTS.items() if name != "defaults"}
+    first_with: dict[str, str] = {code_fingerprint(installed_project): "defaults"}
+    runs: dict[str, Future] = {}
+    pool = ThreadPoolExecutor(max_workers=CONCURRENT_SUITES, thread_name_prefix="generated-suite")
+    for name, project in baked.items():
+        owner = first_with.setdefault(code_fingerprint(project), name)
+        if owner == name:
+            markers = [] if name in SLOW_TESTS_ALSO_FOR else ["-m", "not slow"]
+            argv = [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *markers]
+            runs[name] = pool.submit(run, argv, project, TEST_TIMEOUT_SECONDS)
+    pool.shutdown(wait=False)
+    return lambda variant: (first_with[code_fingerprint(baked[variant])], runs)
+
+
+@pytest.mark.parametrize("variant", sorted(name for name in VARIANTS if name != "defaults"))
+def test_every_bake_passes_its_own_suite(variant: str, variant_suites) -> None:
+    owner, runs = variant_suites(variant)
+    if owner != variant:
+        pytest.skip(f"generated code identical to the {owner!r} bake, whose suite runs")
+    assert_suite_passed(runs[variant].result())
+
+
+@pytest.mark.parametrize("variant", ["defaults", "acme_fleet"])
+def test_a_new_user_walks_both_data_paths(variant: str, installed_project: Path, bake_project) -> None:
+    """README's native development, as processes: a device's message of every kind reaches a logged-in
+    browser's WebSocket, and mqtt_publisher.publish reaches the device (tests/walkthrough/new_user.py)."""
+    project = installed_project if variant == "defaults" else bake_project(VARIANTS[variant])
+    result = run([str(installed_project / ".venv/bin/python"), str(WALKTHROUGH)], project, 300)
     logs = "".join(
         f"--- {log.name} ---\n{log.read_text()[-3000:]}\n"
-        for log in sorted(installed_project.glob("walkthrough-*.log"))
+        for log in sorted(project.glob("walkthrough-*.log"))
     )
     assert result.returncode == 0, tail(result) + logs
     assert "walkthrough: ok" in result.stdout
-
-
-# The device tests that depend on the answered hashing algorithm: hashing, the admin form, the provisioning
-# commands and the exact query EMQX runs against Postgres.
-HASHING_TESTS = (
-    "tests/test_passwords.py",
-    "tests/test_admin_devices.py",
-    "tests/test_devices_commands.py",
-    "tests/test_devices_emqx_query.py",
-)
-
-
-@pytest.mark.parametrize("algorithm", ["pbkdf2", "bcrypt"])
-def test_other_hashing_answers_pass_their_device_tests(
-    installed_project: Path, bake_project, algorithm: str
-) -> None:
-    """Same pinned dependencies as the defaults, so the installed .venv serves these bakes too."""
-    project = bake_project({"device_password_hash": algorithm})
-    suite = subprocess.run(
-        [str(installed_project / ".venv/bin/pytest"), "-q", *HASHING_TESTS],
-        cwd=project,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=TEST_TIMEOUT_SECONDS,
-        check=False,
-    )
-    assert suite.returncode == 0, tail(suite)
-    assert re.search(r"\b\d+ passed\b", suite.stdout), tail(suite)

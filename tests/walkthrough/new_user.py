@@ -1,12 +1,14 @@
 """A new user's first hour with a generated project, run as processes the way its README says.
 
-Run by the template suite with the generated project's own .venv python, from the project's folder, against
-the PostgreSQL, Redis and MQTT broker the environment names (127.0.0.1 by default). It follows the README's
-"Native development" section: migrate, createsuperuser, create_device, run_django + run_mqtt_handler +
-run_mqtt_publisher, then checks the seed's two promises end to end:
+Run by the template suite with a generated project's .venv python, from the project's folder, against the
+PostgreSQL, Redis and MQTT broker the environment names (127.0.0.1 by default). It follows the README's
+"Native development" section: migrate_native, createsuperuser_native, create_device, then run_django +
+run_mqtt_handler + run_mqtt_publisher, and checks the seed's two promises end to end with the topics this
+project was generated with (src/apps/mqtt_service/topology.py):
 
-1. a device publishing `from_device/<username>/status` reaches a logged-in browser on /ws/connect/;
-2. `mqtt_publisher.publish(topic="to_device/<username>", ...)` reaches the device.
+1. a device publishing `<device prefix>/<username>/<kind>` reaches a logged-in browser on /ws/connect/, for
+   every answered kind;
+2. `mqtt_publisher.publish(topic="<command prefix>/<username>", ...)` reaches the device.
 
 Exits 0 when both hold; any failure raises with what was seen. Everything it creates (database, Redis keys,
 processes) is its own and removed at the end.
@@ -38,6 +40,9 @@ import websockets
 
 PROJECT = Path.cwd()
 PYTHON = sys.executable
+sys.path.insert(0, str(PROJECT / "src"))
+from apps.mqtt_service import topology  # noqa: E402  (plain constants: no Django needed)
+
 RUN_ID = secrets.token_hex(4)
 DEVICE = f"device_{RUN_ID}"
 ADMIN_PASSWORD = secrets.token_urlsafe(16)
@@ -62,10 +67,6 @@ ENV = {
     "POSTGRES_DB": f"walkthrough_{RUN_ID}",
     "DJANGO_DEBUG": "True",
     "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    "MQTT_HANDLER_USERNAME": "",
-    "MQTT_HANDLER_PASSWORD": "",
-    "MQTT_PUBLISHER_USERNAME": "",
-    "MQTT_PUBLISHER_PASSWORD": "",
     # Shared Redis: this run's keys only.
     "CHANNEL_LAYER_PREFIX": f"walkthrough-{RUN_ID}:ws:",
     "MQTT_PUBLISH_QUEUE": f"walkthrough-{RUN_ID}:publish_queue",
@@ -151,7 +152,7 @@ def device_client(password: str) -> tuple[mqtt.Client, queue.Queue]:
     return client, received
 
 
-async def browser_receives_device_status(base: str, cookie: str, device: mqtt.Client) -> dict:
+async def browser_receives_device_message(base: str, cookie: str, device: mqtt.Client, kind: str) -> dict:
     url = base.replace("http://", "ws://") + "/ws/connect/"
     # An anonymous browser is refused at the handshake.
     try:
@@ -163,12 +164,13 @@ async def browser_receives_device_status(base: str, cookie: str, device: mqtt.Cl
         deadline = time.monotonic() + TIMEOUT
         # The handler may still be subscribing: the device publishes until the browser sees it.
         while time.monotonic() < deadline:
-            device.publish(f"from_device/{DEVICE}/status", json.dumps({"battery": 97}), qos=1)
+            topic = f"{topology.DEVICE_TOPIC_PREFIX}/{DEVICE}/{kind}"
+            device.publish(topic, json.dumps({"battery": 97}), qos=1)
             with suppress(TimeoutError):
                 message = json.loads(await asyncio.wait_for(socket_.recv(), timeout=1.0))
-                if message.get("type") == "device.status" and message.get("device") == DEVICE:
+                if message.get("type") == f"device.{kind}" and message.get("device") == DEVICE:
                     return message
-        raise RuntimeError("the browser never received the device's status")
+        raise RuntimeError(f"the browser never received the device's {kind} message")
 
 
 def forget_session(client_id: str) -> None:
@@ -213,22 +215,24 @@ def main() -> None:
         cookie = log_in(base)
         device, commands = device_client(password)
         try:
-            device.subscribe(f"to_device/{DEVICE}", qos=1)
-            message = asyncio.run(browser_receives_device_status(base, cookie, device))
-            assert message["data"] == {"battery": 97}, message
-            step(f"browser on /ws/connect/ received {message['type']} of {DEVICE}")
+            command_topic = f"{topology.COMMAND_TOPIC_PREFIX}/{DEVICE}"
+            device.subscribe(command_topic, qos=1)
+            for kind in topology.DEVICE_MESSAGE_KINDS:
+                message = asyncio.run(browser_receives_device_message(base, cookie, device, kind))
+                assert message["data"] == {"battery": 97}, message
+                step(f"browser on /ws/connect/ received {message['type']} of {DEVICE}")
 
             command_id = manage(
                 "shell",
                 "-c",
                 "from apps.mqtt_service.mqtt_publisher import mqtt_publisher; print(mqtt_publisher.publish("
-                f"topic='to_device/{DEVICE}', payload={{'cmd': 'reboot'}}, qos=1))",
+                f"topic={command_topic!r}, payload={{'cmd': 'reboot'}}, qos=1))",
             ).splitlines()[-1]
             delivered = commands.get(timeout=TIMEOUT)
             assert json.loads(delivered.payload) == {"cmd": "reboot"}, delivered.payload
             properties = dict(getattr(delivered.properties, "UserProperty", []) or [])
             assert properties.get("command_id") == command_id, properties
-            step(f"device received the command on to_device/{DEVICE} (command id {command_id})")
+            step(f"device received the command on {command_topic} (command id {command_id})")
         finally:
             device.loop_stop()
             device.disconnect()
