@@ -18,6 +18,12 @@ from typing import Any
 # The EMQX superuser's default name (MQTT_ROOT_USERNAME in .env; no ACL rule names it).
 ROOT_USERNAME = "admin"
 
+# Topic kinds of the device protocol itself: a device announces its presence (and its Last Will) on
+# <device prefix>/<username>/presence and answers commands on <device prefix>/<username>/reply.
+PRESENCE_KIND = "presence"
+REPLY_KIND = "reply"
+RESERVED_KINDS = (PRESENCE_KIND, REPLY_KIND)
+
 HASH_ALGORITHMS = ("sha256", "pbkdf2", "bcrypt")
 # Fixed cost parameters: written into both Django (password_scheme.py) and EMQX from here.
 PBKDF2_MAC = "sha256"
@@ -238,6 +244,9 @@ def _kinds(context: dict[str, Any]) -> tuple[str, ...]:
     kinds = tuple(part.strip() for part in raw.split(","))
     for kind in kinds:
         _topic_level("device_message_kinds", kind)
+        if kind in RESERVED_KINDS:
+            what = f"{kind!r} is reserved for the device protocol ({', '.join(RESERVED_KINDS)})"
+            raise AnswerError("device_message_kinds", raw, what)
     duplicates = sorted({kind for kind in kinds if kinds.count(kind) > 1})
     if duplicates:
         raise AnswerError("device_message_kinds", raw, f"each kind once (repeated: {', '.join(duplicates)})")

@@ -32,6 +32,8 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ("kind_empty", {"device_message_kinds": "status,,event"}, "device_message_kinds"),
     ("kind_starting_with_dollar", {"device_message_kinds": "$status"}, "device_message_kinds"),
     ("duplicate_kinds", {"device_message_kinds": "status,event,status"}, "device_message_kinds"),
+    ("kind_presence_is_reserved", {"device_message_kinds": "status,presence"}, "device_message_kinds"),
+    ("kind_reply_is_reserved", {"device_message_kinds": "reply"}, "device_message_kinds"),
     ("group_with_space", {"shared_subscription_group": "my handlers"}, "shared_subscription_group"),
     ("group_with_slash", {"shared_subscription_group": "a/b"}, "shared_subscription_group"),
     (
