@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "apps.main",
     "apps.devices",
+    "apps.commands",
     "apps.mqtt_service",
 ]
 
@@ -193,6 +194,15 @@ MQTT = {
 }
 
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+
+# --- Fleet --------------------------------------------------------------------------------------------------
+# A device silent for longer than this (seconds) is marked offline by the inactivity sweep; a device's own
+# inactivity_timeout overrides it.
+DEVICE_INACTIVITY_TIMEOUT = env.int("DEVICE_INACTIVITY_TIMEOUT", default=300)
+# Days of telemetry history (DeviceEvent) and presence history kept; older rows are deleted in small batches.
+TELEMETRY_RETENTION_DAYS = env.int("TELEMETRY_RETENTION_DAYS", default=30)
+# Seconds a device has to answer a command when send_command() is not given a timeout.
+COMMAND_DEFAULT_TIMEOUT = env.int("COMMAND_DEFAULT_TIMEOUT", default=30)
 
 # --- Auth ---------------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

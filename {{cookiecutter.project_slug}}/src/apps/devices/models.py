@@ -34,7 +34,24 @@ class Device(models.Model):
         help_text="The user who sees this device's live events (staff see every device).",
     )
     last_status = models.JSONField(null=True, blank=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The newest message of each kind: {"<kind>": {"data": {...}, "at": "<ISO 8601>", "ts": <ms>}}, so a fleet
+    # list reads every device's latest values without touching the history.
+    latest = models.JSONField(default=dict, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="When it last sent anything.")
+    # Presence: online is decided by the newest presence event applied (see apps.devices.presence).
+    is_online = models.BooleanField(default=False, db_index=True)
+    last_connected_at = models.DateTimeField(null=True, blank=True)
+    last_disconnected_at = models.DateTimeField(null=True, blank=True)
+    last_disconnect_reason = models.CharField(max_length=64, blank=True, default="")
+    # Token the device sent with its last {"online": true}: its Last Will names the connection it belongs to,
+    # so the will of an older connection never marks a reconnected device offline.
+    connection_id = models.CharField(max_length=64, blank=True, default="")
+    inactivity_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds of silence after which the device is marked offline; empty: the project default "
+        "(DEVICE_INACTIVITY_TIMEOUT).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -62,7 +79,8 @@ class Device(models.Model):
 
 
 class DeviceEvent(models.Model):
-    """A message a device sent, kept for history and debugging."""
+    """A message a device sent (every kind but `status`): the telemetry history, kept for
+    TELEMETRY_RETENTION_DAYS."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=64)
@@ -71,7 +89,35 @@ class DeviceEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["device", "-received_at"], name="devices_event_device_time")]
+        indexes = [
+            models.Index(fields=["device", "-received_at"], name="devices_event_device_time"),
+            models.Index(fields=["device", "kind", "-received_at"], name="devices_event_device_kind_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.device.username} {self.kind} @ {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class PresenceEvent(models.Model):
+    """A change of a device's online state that was applied: its presence history."""
+
+    class Source(models.TextChoices):
+        BROKER = "broker", "broker client event"
+        DEVICE = "device", "device presence message or Last Will"
+        INACTIVITY = "inactivity", "inactivity sweep"
+        ACTIVITY = "activity", "a message after an inactivity timeout"
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="presence_events")
+    online = models.BooleanField()
+    at = models.DateTimeField(help_text="When it happened, by the clock of its source.")
+    reason = models.CharField(max_length=64, blank=True, default="")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["device", "-at"], name="devices_presence_device_time")]
+
+    def __str__(self) -> str:
+        state = "online" if self.online else "offline"
+        return f"{self.device.username} {state} @ {self.at:%Y-%m-%d %H:%M:%S}"
