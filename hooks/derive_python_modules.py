@@ -5,7 +5,7 @@ Both are plain constants so Django code, tests and the EMQX config read the same
 
 from __future__ import annotations
 
-from answers import Answers
+from answers import PRESENCE_KIND, REPLY_KIND, Answers
 from formats import python_string
 
 # The generated project's line length (pyproject.toml, [tool.ruff]).
@@ -38,6 +38,9 @@ def topology_source(answers: Answers) -> str:
         f"COMMAND_TOPIC_PREFIX = {python_string(answers.command_topic_prefix)}",
         _assignment("DEVICE_MESSAGE_KINDS", answers.device_message_kinds),
         f"SHARED_SUBSCRIPTION_GROUP = {python_string(answers.shared_subscription_group)}",
+        "# Kinds of the device protocol itself (not answers): presence announcements and command replies.",
+        f"PRESENCE_KIND = {python_string(PRESENCE_KIND)}",
+        f"REPLY_KIND = {python_string(REPLY_KIND)}",
         f"INGEST_QOS = {answers.ingest_qos}",
         f"COMMAND_QOS = {answers.command_qos}",
         "# Broker users of the backend services: acl.conf grants them by these names.",

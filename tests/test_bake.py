@@ -235,6 +235,8 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
         "COMMAND_TOPIC_PREFIX": want["command_topic_prefix"],
         "DEVICE_MESSAGE_KINDS": want["kinds"],
         "SHARED_SUBSCRIPTION_GROUP": want["shared_subscription_group"],
+        "PRESENCE_KIND": "presence",
+        "REPLY_KIND": "reply",
         "INGEST_QOS": want["ingest_qos"],
         "COMMAND_QOS": want["command_qos"],
         "HANDLER_USERNAME": want["mqtt_handler_username"],
