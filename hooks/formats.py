@@ -26,10 +26,11 @@ def _escaped_char(char: str) -> str:
     return char
 
 
-def toml_string(value: str) -> str:
-    """A TOML basic string. Non-ASCII text stays as UTF-8 (TOML files are UTF-8)."""
+def toml_string_body(value: str) -> str:
+    """The inside of a TOML basic string (the template writes the quotes, so its own file stays valid TOML
+    for tools). Non-ASCII text stays as UTF-8 (TOML files are UTF-8)."""
     body = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + "".join(_escaped_char(char) for char in body) + '"'
+    return "".join(_escaped_char(char) for char in body)
 
 
 def python_string(value: str) -> str:
@@ -68,7 +69,7 @@ def shell_word(value: str) -> str:
 
 
 FILTERS = {
-    "toml": toml_string,
+    "toml_body": toml_string_body,
     "py": python_string,
     "json_str": json_string,
     "md": markdown_text,

@@ -16,6 +16,7 @@ from bake_variants import compose_config, module_constants, read_env, run_in
 from emqx_authz_model import consult
 from markdown_it import MarkdownIt
 
+TEMPLATE = Path(__file__).resolve().parents[1]
 NAME = '  Acme "Fleet" \\ `ops` $HOME *bold* | ünïcødé 🚀  '
 DESCRIPTION = "Say \"hi\" \\ to `$(touch pwned)` and ${HOME}; <b>not html</b> _x_ [link](y) 'q' 1. not a list"
 AUTHOR = 'Seán O\'Brien "Dev" \\ Ünal'
@@ -54,6 +55,11 @@ def test_toml_files_load_and_hold_the_answers(project: Path) -> None:
     assert meta["version"] == "1.2.3"
     assert meta["description"] == DESCRIPTION
     assert meta["authors"] == [{"name": AUTHOR, "email": "o'brien+iot@example.com"}]
+
+
+def test_the_template_tree_keeps_its_own_pyproject_valid_for_tools() -> None:
+    """Tools run inside the template (ruff, editors) read the project's pyproject.toml as their config."""
+    tomllib.loads((TEMPLATE / "{{cookiecutter.project_slug}}/pyproject.toml").read_text(encoding="utf-8"))
 
 
 def test_yaml_and_json_files_load(project: Path, tools) -> None:

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.devices",
     "apps.commands",
     "apps.mqtt_service",
+    "apps.simulator",
 ]
 
 MIDDLEWARE = [
