@@ -33,7 +33,7 @@ async def test_command_reaches_the_device_with_its_id_and_is_acknowledged(
     scheme = make_scheme()
     publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
     topic = scheme.command_topic(unique("dev"))
-    async with subscribed(topic) as device, running_publisher(publish_queue):
+    async with subscribed(topic) as device, running_publisher(publish_queue, scheme):
         command_id = await publisher.apublish(topic=topic, payload={"cmd": "reboot"}, qos=1)
         [message] = await device.wait_for(1)
         assert message.payload == b'{"cmd":"reboot"}'
@@ -52,7 +52,7 @@ async def test_sync_publish_before_the_service_starts_is_delivered(publish_queue
             await asyncio.to_thread(publisher.publish, topic=topic, payload=f"n{i}", qos=qos)
             for i, qos in enumerate((0, 1, 2))
         ]
-        async with running_publisher(publish_queue):
+        async with running_publisher(publish_queue, scheme):
             messages = await device.wait_for(3)
             assert sorted(user_property(m, "command_id") for m in messages) == sorted(ids)
             assert await wait_until_empty(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
@@ -62,7 +62,7 @@ async def test_a_thousand_commands_are_each_delivered_once(publish_queue: Publis
     scheme = make_scheme()
     publisher = MqttPublisher(queue=publish_queue, scheme=scheme)
     topic = scheme.command_topic(unique("dev"))
-    async with subscribed(topic) as device, running_publisher(publish_queue) as service:
+    async with subscribed(topic) as device, running_publisher(publish_queue, scheme) as service:
         ids = await asyncio.gather(*(publisher.apublish(topic=topic, payload={"n": i}) for i in range(1000)))
         messages = await device.wait_for(1000, within=30)
         await asyncio.sleep(0.3)  # a duplicate would arrive right behind
@@ -80,8 +80,8 @@ async def test_two_replicas_share_one_queue_and_publish_nothing_twice(publish_qu
     topic = scheme.command_topic(unique("dev"))
     async with (
         subscribed(topic) as device,
-        running_publisher(publish_queue) as first,
-        running_publisher(publish_queue) as second,
+        running_publisher(publish_queue, scheme) as first,
+        running_publisher(publish_queue, scheme) as second,
     ):
         # 1,000: the local test broker queues at most 1,000 messages for one subscriber (its default).
         ids = await asyncio.gather(*(publisher.apublish(topic=topic, payload={"n": i}) for i in range(1000)))
@@ -109,7 +109,7 @@ async def test_entries_of_a_dead_replica_are_claimed_and_published(publish_queue
     client.close()
     async with (
         subscribed(topic) as device,
-        running_publisher(publish_queue, claim_idle_ms=200, claim_interval=0.2) as service,
+        running_publisher(publish_queue, scheme, claim_idle_ms=200, claim_interval=0.2) as service,
     ):
         [message] = await device.wait_for(1)
         assert user_property(message, "command_id") == command_id
@@ -133,7 +133,9 @@ async def test_entry_delivered_too_often_goes_to_dead_letters_with_reason(
         client.xclaim(publish_queue.stream, publish_queue.group, "crashing-replica", 0, [entry_id])
     async with (
         subscribed(topic) as device,
-        running_publisher(publish_queue, claim_idle_ms=100, claim_interval=0.2, max_deliveries=4) as service,
+        running_publisher(
+            publish_queue, scheme, claim_idle_ms=100, claim_interval=0.2, max_deliveries=4
+        ) as service,
     ):
         await eventually(lambda: stream_state(publish_queue)["dead"] > 0, within=10)
         assert device.messages == []
@@ -154,7 +156,7 @@ async def test_malformed_entry_is_dead_lettered_and_the_rest_still_flows(
     client = redis.Redis.from_url(publish_queue.url)
     client.xadd(publish_queue.stream, {"topic": topic, "payload": b"no id, no qos"})
     client.xadd(publish_queue.stream, build_fields("good-one", topic, b"ok", 1, False))
-    async with subscribed(topic) as device, running_publisher(publish_queue):
+    async with subscribed(topic) as device, running_publisher(publish_queue, scheme):
         [message] = await device.wait_for(1)
         assert user_property(message, "command_id") == "good-one"
         state = await wait_until_empty(publish_queue)
@@ -185,7 +187,9 @@ async def test_entry_that_keeps_failing_is_retried_then_dead_lettered(
     topic = scheme.command_topic(unique("dev"))
     async with (
         subscribed(topic) as device,
-        running_publisher(publish_queue, FlakyBrokerPublisher, max_deliveries=max_deliveries) as service,
+        running_publisher(
+            publish_queue, scheme, FlakyBrokerPublisher, max_deliveries=max_deliveries
+        ) as service,
     ):
         publisher.publish(topic=topic, payload=FlakyBrokerPublisher.poison)
         good_id = publisher.publish(topic=topic, payload="fine")
