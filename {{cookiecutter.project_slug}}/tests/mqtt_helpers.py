@@ -123,7 +123,9 @@ def running_handler(
 async def leave_stale_subscription(scheme: TopicScheme, kind: str, client_id: str) -> None:
     """Give the persistent session `client_id` a subscription to `kind` too, as a replica started before the
     answered kinds changed would have left it: the broker keeps delivering that kind to the session."""
-    stale = TopicScheme(scheme.device_prefix, scheme.command_prefix, (*scheme.kinds, kind), scheme.shared_group)
+    stale = TopicScheme(
+        scheme.device_prefix, scheme.command_prefix, (*scheme.kinds, kind), scheme.shared_group
+    )
     async with running_handler(stale, client_id=client_id):
         pass
 

@@ -114,7 +114,9 @@ async def test_owner_and_staff_pushes_share_one_id_per_message(make_user: Any) -
     staff_channel = await listen(STAFF_GROUP)
     async with running_handler(scheme), device_client() as dev:
         for n, kind in enumerate(KINDS):
-            await dev.publish(scheme.device_topic(device.username, kind), json.dumps({"n": n}).encode(), qos=1)
+            await dev.publish(
+                scheme.device_topic(device.username, kind), json.dumps({"n": n}).encode(), qos=1
+            )
         owner_pushes = await pushes_for(owner_channel, device.username, len(KINDS))
         staff_pushes = await pushes_for(staff_channel, device.username, len(KINDS))
     # One id per device message: the consumer drops the copy that reaches a staff owner through both groups.
@@ -210,7 +212,9 @@ async def test_a_burst_is_stored_completely_in_batches() -> None:
         )
         total = per_device * len(devices)
         if STATUS_KIND in scheme.kinds:
-            await dev.publish(scheme.device_topic(devices[0].username, STATUS_KIND), b'{"final": true}', qos=1)
+            await dev.publish(
+                scheme.device_topic(devices[0].username, STATUS_KIND), b'{"final": true}', qos=1
+            )
             total += 1
         assert await eventually(lambda: service.metrics.get("processed") == total, within=20)
         assert service.metrics.get("ws_push_failed") == 0

@@ -26,6 +26,12 @@ def test_default_topics_follow_the_topology() -> None:
         ("dev//status", None),
         ("dev/abc/", None),
         ("", None),
+        # Not a username a device can have: refused before any database lookup.
+        ("dev/ABC/status", None),
+        ("dev/a b/status", None),
+        ("dev/+/status", None),
+        ("dev/_abc/status", None),
+        ("dev/" + "a" * 65 + "/status", None),
     ],
 )
 def test_parse_device_topic(topic: str, expected: tuple[str, str] | None) -> None:
