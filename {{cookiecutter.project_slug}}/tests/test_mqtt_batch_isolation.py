@@ -115,34 +115,38 @@ def events(devices: list[Device]) -> list[Any]:
 DATABASE_POISONS = [{"text": "nul \x00 inside"}, {"text": "lone \ud800"}]
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("poison", DATABASE_POISONS, ids=["nul", "surrogate"])
+def each_database_poison(test: Any) -> Any:
+    test = pytest.mark.parametrize("poison", DATABASE_POISONS, ids=["nul", "surrogate"])(test)
+    return pytest.mark.django_db(transaction=True)(test)
+
+
+async def record_all(write: Any, rows: list[Any]) -> list[Any]:
+    """Submit every row at once (one batch) through the store's batcher `write`; each row's outcome."""
+    try:
+        return await asyncio.gather(*(write(row) for row in rows), return_exceptions=True)
+    finally:
+        await get_store().close()
+
+
+@each_database_poison
 async def test_a_status_the_database_refuses_fails_alone(poison: dict[str, str]) -> None:
     devices = await create_devices(6)
     now = datetime.now(UTC)
-    store = get_store()
-    rows = [StatusRow(d.pk, {"n": n}, now) for n, d in enumerate(devices)]
-    rows[3] = StatusRow(devices[3].pk, poison, now)
-    results = await asyncio.gather(*(store.record_status(row) for row in rows), return_exceptions=True)
-    assert [r is None for r in results] == [True, True, True, False, True, True]
-    assert isinstance(results[3], DatabaseError)
+    rows = [StatusRow(d.pk, poison if n == 3 else {"n": n}, now) for n, d in enumerate(devices)]
+    results = await record_all(get_store().record_status, rows)
+    assert [isinstance(r, DatabaseError) for r in results] == [n == 3 for n in range(6)]
     assert await statuses(devices) == [{"n": 0}, {"n": 1}, {"n": 2}, None, {"n": 4}, {"n": 5}]
-    await store.close()
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("poison", DATABASE_POISONS, ids=["nul", "surrogate"])
+@each_database_poison
 async def test_an_event_the_database_refuses_fails_alone(poison: dict[str, str]) -> None:
     devices = await create_devices(2)
     now = datetime.now(UTC)
-    store = get_store()
     rows = [EventRow(devices[n % 2].pk, "history", {"n": n}, now) for n in range(8)]
     rows.insert(4, EventRow(devices[0].pk, "history", poison, now))
-    results = await asyncio.gather(*(store.record_event(row) for row in rows), return_exceptions=True)
+    results = await record_all(get_store().record_event, rows)
     assert [isinstance(r, DatabaseError) for r in results] == [n == 4 for n in range(9)]
-    stored = await events(devices)
-    assert sorted(p["n"] for p in stored) == list(range(8))
-    await store.close()
+    assert sorted(p["n"] for p in await events(devices)) == list(range(8))
 
 
 def device_message(device: Device, payload: dict[str, Any]) -> DeviceMessage:

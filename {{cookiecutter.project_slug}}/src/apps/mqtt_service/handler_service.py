@@ -7,6 +7,11 @@ session and are delivered again when it reconnects (at least once: a few may be 
 carry no such promise. The broker never sends more than `receive_maximum` unacknowledged messages, so a slow
 database throttles the broker instead of filling memory.
 
+Input: a message is handed to its kind's handler only when its topic names a device and its payload passes
+payloads.py (a JSON object the database and the channel layer accept). Anything else, and any message replayed
+with the retain flag, is counted under its reason, logged (rate-limited) and acknowledged: it cannot cost
+another device's message.
+
 aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has `manual_ack_set` and
 `ack`, reached through the client's `_client` attribute. aiomqtt is pinned below 3 for this reason too.
 """
