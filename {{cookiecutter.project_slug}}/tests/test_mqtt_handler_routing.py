@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from apps.devices.models import Device
 from apps.mqtt_service import router
 from apps.mqtt_service.batch import Batcher
-from apps.mqtt_service.handlers import default_handler
+from apps.mqtt_service.handlers import STATUS_KIND, default_handler
 from apps.mqtt_service.router import DeviceMessage, describe, load_handlers, message_handler
 from mqtt_helpers import KINDS, device_client, eventually, make_scheme, running_handler, unique
 
@@ -32,7 +32,7 @@ def test_built_in_handlers_cover_every_answered_kind(handler_registry: dict[str,
     handlers = load_handlers(KINDS)
     assert set(handlers) == set(KINDS)
     for kind, handler in handlers.items():
-        expected = "keep_latest_status" if kind == "status" else "keep_history"
+        expected = "keep_latest_status" if kind == STATUS_KIND else "keep_history"
         assert describe(handler) == f"apps.mqtt_service.handlers.{expected}"
 
 

@@ -7,7 +7,8 @@ from apps.mqtt_service.topics import TopicScheme, validate_publish_topic
 
 
 def test_default_topics_follow_the_topology() -> None:
-    assert topics.device_topic("dev-1", "status") == f"{topology.DEVICE_TOPIC_PREFIX}/dev-1/status"
+    kind = topology.DEVICE_MESSAGE_KINDS[0]
+    assert topics.device_topic("dev-1", kind) == f"{topology.DEVICE_TOPIC_PREFIX}/dev-1/{kind}"
     assert topics.command_topic("dev-1") == f"{topology.COMMAND_TOPIC_PREFIX}/dev-1"
     assert topics.handler_subscriptions() == [
         f"$share/{topology.SHARED_SUBSCRIPTION_GROUP}/{topology.DEVICE_TOPIC_PREFIX}/+/{kind}"
