@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
-from apps.devices.usernames import USERNAME_PATTERN, validate_device_username
+from apps.devices.usernames import USERNAME_PATTERN, reserved_usernames, validate_device_username
 from apps.mqtt_service import topology
 
 # MQTT 5 (section 1.5.4): a UTF-8 string is prefixed by a 16-bit length.
@@ -53,6 +53,8 @@ class TopicScheme:
             expected = f"{prefix}<device username>"
             raise ValueError(f"MQTT topic {topic!r} is not a command topic: expected {expected}")
         username = topic[len(prefix) :]
+        if _USERNAME_RE.fullmatch(username) and username not in reserved_usernames():
+            return username  # the common case, checked cheaply: the publisher checks every command
         try:
             validate_device_username(username)
         except ValidationError as exc:
