@@ -4,8 +4,9 @@ Least privilege (first match wins, no_match is deny as well):
 - the handler's service user may only subscribe to the device topics of each kind (EMQX strips
   "$share/<group>/" before the check, so the rule names the real topic) and to the presence topics;
 - the publisher's service user may only publish under the command prefix;
-- a device may only publish to <device prefix>/<its username>/<kind> and subscribe to
-  <command prefix>/<its username>;
+- a device may only publish to <device prefix>/<its username>/<kind>, never retained (a retained message
+  would be replayed to the handlers on every (re)subscribe and move the device's state back), and
+  subscribe to <command prefix>/<its username>;
 - nobody else reads $SYS or subscribes to everything; the last rule denies the rest.
 """
 
@@ -35,6 +36,9 @@ class Rule:
     who: tuple | str | None = None  # None: the two-element {Permission, all} catch-all
     action: str = "all"
     topics: tuple[str | Eq, ...] = ()
+    # EMQX 5 action options, e.g. (("retain", "false"),): written {publish, [{retain, false}]}, the rule then
+    # matches only publishes meeting them. Values are Erlang atoms or integers.
+    action_options: tuple[tuple[str, str], ...] = ()
 
 
 def _erlang_string(value: str) -> str:
@@ -63,13 +67,20 @@ def _erlang_topic(topic: str | Eq) -> str:
     return _erlang_string(topic)
 
 
+def _erlang_action(rule: Rule) -> str:
+    if not rule.action_options:
+        return rule.action
+    options = ", ".join("{" + f"{name}, {value}" + "}" for name, value in rule.action_options)
+    return "{" + f"{rule.action}, [{options}]" + "}"
+
+
 def render_rule(rule: Rule) -> str:
     """One rule as an Erlang term terminated by '.', preceded by its %% comment."""
     if rule.who is None:
         term = "{" + rule.permission + ", all}."
     else:
         topics = ", ".join(_erlang_topic(t) for t in rule.topics)
-        term = "{" + f"{rule.permission}, {_erlang_who(rule.who)}, {rule.action}, [{topics}]" + "}."
+        term = "{" + f"{rule.permission}, {_erlang_who(rule.who)}, {_erlang_action(rule)}, [{topics}]" + "}."
     return f"%% {rule.comment}\n{term}\n"
 
 
@@ -97,11 +108,12 @@ def acl_rules(answers: Answers) -> list[Rule]:
         ),
         Rule("Publisher service: nothing else.", "deny", publisher, "all", ("#", "$SYS/#")),
         Rule(
-            "Devices: publish only to their own topic of each message kind.",
+            "Devices: publish only to their own topic of each message kind, never retained.",
             "allow",
             "all",
             "publish",
             tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
+            action_options=(("retain", "false"),),
         ),
         Rule(
             "Devices: subscribe only to their own command topic.",

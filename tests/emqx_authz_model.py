@@ -11,6 +11,9 @@ its documented and implemented semantics (emqx_authz_rule and emqx_topic at 5.8)
   one level, a trailing "#" any rest; {eq, T} matches only the literal T; a wildcard the client sends
   is just a level that only a rule wildcard or the same literal wildcard matches;
 - "$share/<group>/" and "$queue/" are stripped before the check;
+- an action is publish | subscribe | all, or {Action, Options} with `{qos, Q | [Q]}` and, for publish and
+  all, `{retain, true | false | all}` (the first retain option counts; defaults: any QoS, any retain);
+  such a rule matches only requests meeting its options, and a bad option refuses the whole file;
 - superusers skip authorization; when no rule matches, authorization.no_match decides.
 
 The file is read with Erlang itself (file:consult), so a syntax error fails here exactly as EMQX's own
@@ -160,19 +163,86 @@ def _match_who(client: Client, who) -> bool:
     raise ValueError(f"unknown who condition {who!r}")
 
 
-def _match_action(request: Request, action) -> bool:
+_ACTION_TYPES = ("publish", "subscribe", "all")
+_ANY_QOS = frozenset({0, 1, 2})
+
+
+@dataclass(frozen=True)
+class ActionCondition:
+    """A rule's action, compiled as emqx_authz_rule:compile_action does. `qos`/`retain` are None for a bare
+    atom (publish | subscribe | all), which matches whatever the QoS and retain flag."""
+
+    action_type: str
+    qos: frozenset[int] | None = None
+    retain: bool | str | None = None  # True, False or "all"
+
+
+def _option_values(options: list, key: str) -> list:
+    """proplists:get_all_values/2: {key, V} pairs, and a bare atom key meaning {key, true}."""
+    values = []
+    for option in options:
+        if isinstance(option, tuple) and len(option) == 2 and option[0] == key:
+            values.append(option[1])
+        elif isinstance(option, Atom) and option == key:
+            values.append(Atom("true"))
+    return values
+
+
+def _qos_condition(options: list) -> frozenset[int]:
+    values = _option_values(options, "qos")
+    if not values:
+        return _ANY_QOS  # ?DEFAULT_RULE_QOS
+    qos: set[int] = set()
+    for value in values:
+        for level in value if isinstance(value, list) else [value]:
+            # Anything but an integer 0..2 (or a list of them) makes EMQX refuse the whole file.
+            if isinstance(level, Atom) or not isinstance(level, int) or level not in _ANY_QOS:
+                raise ValueError(f"invalid qos {level!r} in action options {options!r}")
+            qos.add(level)
+    return frozenset(qos)
+
+
+def _retain_condition(options: list) -> bool | str:
+    values = _option_values(options, "retain")
+    value = values[0] if values else Atom("all")  # proplists:get_value/3: the first one; default all
+    if value == Atom("all") and isinstance(value, Atom):
+        return "all"
+    if isinstance(value, Atom) and value in ("true", "false"):
+        return value == "true"
+    raise ValueError(f"invalid retain {value!r} in action options {options!r}")
+
+
+def compile_action(action) -> ActionCondition:
+    """publish | subscribe | all, or {publish | all, Options} (qos and retain) or {subscribe, Options}
+    (qos only: a retain option is ignored there). Anything else makes EMQX refuse the file: ValueError."""
     if isinstance(action, Atom):
-        return action == "all" or action == request.action
-    kind, opts = action
-    if kind not in (request.action, "all"):
+        if action not in _ACTION_TYPES:
+            raise ValueError(f"invalid action {action!r}")
+        return ActionCondition(str(action))
+    if (
+        isinstance(action, tuple)
+        and len(action) == 2
+        and isinstance(action[0], Atom)
+        and action[0] in _ACTION_TYPES
+        and isinstance(action[1], list)
+    ):
+        kind, options = str(action[0]), action[1]
+        retain = None if kind == "subscribe" else _retain_condition(options)
+        return ActionCondition(kind, _qos_condition(options), retain)
+    raise ValueError(f"invalid action {action!r}")
+
+
+def _match_action(request: Request, action) -> bool:
+    """emqx_authz_rule:match_action/2."""
+    condition = compile_action(action)
+    if condition.qos is None:
+        return condition.action_type in ("all", request.action)
+    if condition.action_type not in ("all", request.action):
         return False
-    qos_values = [q for key, q in opts if key == "qos"]
-    allowed_qos = {q for v in qos_values for q in (v if isinstance(v, list) else [v])} or {0, 1, 2}
-    if request.qos not in allowed_qos:
+    if request.qos not in condition.qos:
         return False
     if request.action == "publish":
-        retain = dict(opts).get("retain", Atom("all"))
-        return retain == Atom("all") or (retain == Atom("true")) == request.retain
+        return condition.retain == "all" or condition.retain == request.retain
     return True
 
 
@@ -188,6 +258,9 @@ def _real_topic(request: Request) -> str:
 
 def authorize(rules: list, client: Client, request: Request, no_match: str = "deny") -> str:
     """Return "allow" or "deny" as EMQX 5.8 would for one file source."""
+    for rule in rules:  # EMQX compiles every rule when it loads the file: one bad action refuses them all
+        if len(rule) == 4:
+            compile_action(rule[2])
     if client.is_superuser:
         return "allow"
     topic = _real_topic(request)

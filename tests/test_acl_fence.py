@@ -73,13 +73,26 @@ def test_device_publishes_only_its_own_kinds(fence):
     dev = _device()
     prefix = topo["DEVICE_TOPIC_PREFIX"]
     for kind in topo["DEVICE_MESSAGE_KINDS"]:
-        for qos in (0, 1):
+        for qos in (0, 1, 2):
             assert decide(dev, "publish", f"{prefix}/dev-001/{kind}", qos=qos) == "allow"
         assert decide(dev, "publish", f"{prefix}/dev-002/{kind}") == "deny"
         assert decide(dev, "publish", f"{prefix}/dev-001/{kind}/extra") == "deny"
         assert decide(dev, "publish", f"{prefix}/+/{kind}") == "deny"
     assert decide(dev, "publish", f"{prefix}/dev-001/not-a-kind") == "deny"
     assert decide(dev, "publish", f"{prefix}/dev-001") == "deny"
+
+
+def test_device_cannot_publish_retained_messages(fence):
+    """A retained message would be replayed to the handlers on every (re)subscribe and move the device's
+    state back to it: even to its own topics, a device publishes only without the retain flag."""
+    topo, decide = fence
+    dev = _device()
+    prefix = topo["DEVICE_TOPIC_PREFIX"]
+    for kind in topo["DEVICE_MESSAGE_KINDS"]:
+        topic = f"{prefix}/dev-001/{kind}"
+        for qos in (0, 1, 2):
+            assert decide(dev, "publish", topic, qos=qos, retain=True) == "deny", (topic, qos)
+            assert decide(dev, "publish", topic, qos=qos, retain=False) == "allow", (topic, qos)
 
 
 def test_device_cannot_publish_commands_or_anywhere_else(fence):
@@ -186,3 +199,69 @@ def test_every_username_the_validator_accepts_stays_inside_its_own_fence(fence, 
             assert decide(device, "publish", f"{prefix}/{victim}/{kind}") == "deny", name
         assert decide(device, "subscribe", f"{cmd}/{name}") == "allow", name
         assert decide(device, "subscribe", f"{cmd}/{victim}") == "deny", name
+
+
+def _rules_from_erlang(tmp_path: Path, text: str) -> list:
+    path = tmp_path / "acl.conf"
+    path.write_text(text)
+    return consult(path)
+
+
+def _decide(rules: list, action: str, qos: int = 1, retain: bool = False, topic: str = "t/1") -> str:
+    return authorize(rules, _device(), Request(action, topic, qos, retain), no_match="deny")
+
+
+def test_model_matches_action_options_as_emqx_does(tmp_path):
+    """emqx_authz_rule: {publish, Opts} checks qos and retain; {subscribe, Opts} checks qos only (a retain
+    option is ignored); {all, Opts} checks qos for both and retain for publishes; a bare atom ignores both;
+    the first retain option counts; no qos option means any QoS."""
+    rules = _rules_from_erlang(
+        tmp_path,
+        "\n".join(
+            [
+                '{allow, all, {publish, [{retain, false}]}, ["t/1"]}.',
+                '{allow, all, {publish, [{qos, [0, 1]}, {retain, true}, {retain, false}]}, ["t/2"]}.',
+                '{allow, all, {subscribe, [{qos, 2}, {retain, true}]}, ["t/3"]}.',
+                '{allow, all, {all, [{qos, 1}, {retain, all}]}, ["t/4"]}.',
+                '{allow, all, {publish, [retain]}, ["t/5"]}.',
+                '{allow, all, publish, ["t/6"]}.',
+                "{deny, all}.",
+            ]
+        ),
+    )
+    assert _decide(rules, "publish", qos=2, retain=False) == "allow"
+    assert _decide(rules, "publish", qos=0, retain=True) == "deny"
+    assert _decide(rules, "subscribe") == "deny"  # a publish rule never matches a subscribe
+    assert _decide(rules, "publish", qos=1, retain=True, topic="t/2") == "allow"
+    assert _decide(rules, "publish", qos=1, retain=False, topic="t/2") == "deny"  # first retain option
+    assert _decide(rules, "publish", qos=2, retain=True, topic="t/2") == "deny"
+    assert _decide(rules, "subscribe", qos=2, topic="t/3") == "allow"
+    assert _decide(rules, "subscribe", qos=1, topic="t/3") == "deny"
+    assert _decide(rules, "publish", qos=2, topic="t/3") == "deny"
+    for action in ("publish", "subscribe"):
+        assert _decide(rules, action, qos=1, retain=True, topic="t/4") == "allow"
+        assert _decide(rules, action, qos=0, topic="t/4") == "deny"
+    assert _decide(rules, "publish", retain=True, topic="t/5") == "allow"  # a bare atom means true
+    assert _decide(rules, "publish", retain=False, topic="t/5") == "deny"
+    for qos in (0, 1, 2):
+        for retain in (False, True):
+            assert _decide(rules, "publish", qos=qos, retain=retain, topic="t/6") == "allow"
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        "{publish, [{retain, maybe}]}",
+        '{publish, [{retain, "false"}]}',
+        "{publish, [{qos, 3}]}",
+        "{subscribe, [{qos, [1, 5]}]}",
+        "{publish, [qos]}",
+        "{publish, {retain, false}}",
+        "{pub, [{retain, false}]}",
+        "publish_retained",
+    ],
+)
+def test_model_refuses_a_file_with_an_invalid_action_as_emqx_does(tmp_path, action):
+    rules = _rules_from_erlang(tmp_path, f'{{allow, all, {action}, ["t/1"]}}.\n{{deny, all}}.\n')
+    with pytest.raises(ValueError, match="invalid"):
+        _decide(rules, "publish")

@@ -245,14 +245,17 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
     device, command = topology["DEVICE_TOPIC_PREFIX"], topology["COMMAND_TOPIC_PREFIX"]
     kinds = topology["DEVICE_MESSAGE_KINDS"]
     rules = consult(project / "compose/emqx/acl.conf")
-    allowed = {(rule[1], rule[2]): tuple(rule[3]) for rule in rules if len(rule) == 4 and rule[0] == "allow"}
+    allowed = {
+        (rule[1], repr(rule[2])): tuple(rule[3]) for rule in rules if len(rule) == 4 and rule[0] == "allow"
+    }
     handler = ("username", want["mqtt_handler_username"])
     publisher = ("username", want["mqtt_publisher_username"])
+    never_retained = repr((Atom("publish"), [(Atom("retain"), Atom("false"))]))
     assert allowed == {
-        (handler, "subscribe"): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
-        (publisher, "publish"): (f"{command}/+",),
-        (Atom("all"), "publish"): tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
-        (Atom("all"), "subscribe"): (f"{command}/${{username}}",),
+        (handler, repr(Atom("subscribe"))): tuple(f"{device}/+/{kind}" for kind in kinds) + PRESENCE,
+        (publisher, repr(Atom("publish"))): (f"{command}/+",),
+        (Atom("all"), never_retained): tuple(f"{device}/${{username}}/{kind}" for kind in kinds),
+        (Atom("all"), repr(Atom("subscribe"))): (f"{command}/${{username}}",),
     }
     # The service users are fenced before the device rules (which name every client) can apply to them.
     first_device_rule = next(i for i, rule in enumerate(rules) if rule[1] == "all")

@@ -14,12 +14,19 @@ import pytest
 import redis
 from django.conf import settings
 
+from apps.mqtt_service import topology
 from apps.mqtt_service.handler_service import HandlerService
+from apps.mqtt_service.handlers import STATUS_KIND
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.publisher_service import PublisherService
 from apps.mqtt_service.topics import TopicScheme
 
 WAIT = 15.0
+# The answered kinds: tests send what the generated project really subscribes to, whatever was answered.
+KINDS: tuple[str, ...] = tuple(topology.DEVICE_MESSAGE_KINDS)
+# Tests that count stored messages need a kind kept as history; a project answered with `status` alone has
+# none, so their schemes add this one (every subscribed kind gets a built-in handler).
+EXTRA_HISTORY_KIND = "test_history"
 
 
 def unique(prefix: str) -> str:
@@ -30,12 +37,33 @@ def mqtt_address() -> tuple[str, int]:
     return settings.MQTT["host"], int(settings.MQTT["port"])
 
 
-def make_scheme(kinds: tuple[str, ...] = ("status", "event")) -> TopicScheme:
-    """Topic prefixes and a shared group of this test only."""
+def make_scheme(kinds: tuple[str, ...] = KINDS) -> TopicScheme:
+    """Topic prefixes and a shared group of this test only; the answered kinds unless told otherwise."""
     tag = uuid.uuid4().hex[:10]
     return TopicScheme(
         device_prefix=f"test_from_{tag}", command_prefix=f"test_to_{tag}", kinds=kinds, shared_group=f"g{tag}"
     )
+
+
+def history_kinds(kinds: tuple[str, ...] = KINDS) -> tuple[str, ...]:
+    """The kinds stored as history rows (every kind but status)."""
+    return tuple(kind for kind in kinds if kind != STATUS_KIND)
+
+
+def answered_history_kind() -> str:
+    """An answered kind stored as history, for tests that run the service as `manage.py` does (with the
+    answered topics) and count stored rows. A project answered with `status` alone keeps no history rows:
+    there they are skipped (the in-process tests prove the same guarantees with an extra kind)."""
+    kinds = history_kinds()
+    if not kinds:
+        pytest.skip(f"no answered kind is stored as history (kinds: {', '.join(KINDS)})")
+    return kinds[0]
+
+
+def history_scheme() -> tuple[TopicScheme, str]:
+    """A scheme of this test only and a kind of it stored as history: an answered one when there is one."""
+    kinds = KINDS if history_kinds() else (*KINDS, EXTRA_HISTORY_KIND)
+    return make_scheme(kinds), history_kinds(kinds)[0]
 
 
 @pytest.fixture
@@ -76,17 +104,30 @@ async def _running(service: PublisherService | HandlerService) -> AsyncIterator[
 
 
 def running_publisher(
-    queue: PublishQueue, service_class: type[PublisherService] = PublisherService, **options: Any
+    queue: PublishQueue,
+    scheme: TopicScheme,
+    service_class: type[PublisherService] = PublisherService,
+    **options: Any,
 ) -> contextlib.AbstractAsyncContextManager[PublisherService]:
-    return _running(service_class(queue, client_id=unique("test-publisher"), **options))
+    """A publisher service for the commands of `scheme` (it refuses any other command topic)."""
+    return _running(service_class(queue, client_id=unique("test-publisher"), scheme=scheme, **options))
 
 
 def running_handler(
-    scheme: TopicScheme, **options: Any
+    scheme: TopicScheme, client_id: str | None = None, **options: Any
 ) -> contextlib.AbstractAsyncContextManager[HandlerService]:
-    return _running(
-        HandlerService(client_id=unique("test-handler"), scheme=scheme, session_expiry=60, **options)
+    client_id = client_id or unique("test-handler")
+    return _running(HandlerService(client_id=client_id, scheme=scheme, session_expiry=60, **options))
+
+
+async def leave_stale_subscription(scheme: TopicScheme, kind: str, client_id: str) -> None:
+    """Give the persistent session `client_id` a subscription to `kind` too, as a replica started before the
+    answered kinds changed would have left it: the broker keeps delivering that kind to the session."""
+    stale = TopicScheme(
+        scheme.device_prefix, scheme.command_prefix, (*scheme.kinds, kind), scheme.shared_group
     )
+    async with running_handler(stale, client_id=client_id):
+        pass
 
 
 class Subscriber:

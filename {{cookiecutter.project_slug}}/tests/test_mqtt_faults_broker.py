@@ -23,7 +23,7 @@ from fault_clients import (
     wait_until,
 )
 from fault_services import HOST, Mosquitto, RedisServer, running
-from mqtt_helpers import WAIT, make_scheme, stream_state, unique
+from mqtt_helpers import WAIT, history_scheme, make_scheme, stream_state, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -57,7 +57,10 @@ async def test_broker_outage_during_commands_loses_no_command(
         commands = MqttPublisher(queue=queue, scheme=scheme)
         device = PersistentSubscriber(broker.port, topic)
         service = PublisherService(
-            queue, client_id=unique("fault-publisher"), mqtt_options={"hostname": HOST, "port": broker.port}
+            queue,
+            client_id=unique("fault-publisher"),
+            scheme=scheme,
+            mqtt_options={"hostname": HOST, "port": broker.port},
         )
         enqueued: list[str] = []
         device_task = asyncio.create_task(device.run())
@@ -124,7 +127,7 @@ async def _enqueue_stream(
 async def test_broker_outage_during_a_device_stream_loses_no_accepted_message(tmp_path: Path) -> None:
     total, rate = 3000, 500.0
     device_row = await create_device()
-    scheme = make_scheme()
+    scheme, kind = history_scheme()
     async with running(Mosquitto(tmp_path / "broker")) as broker:
         service = HandlerService(
             client_id=unique("fault-handler"),
@@ -132,7 +135,7 @@ async def test_broker_outage_during_a_device_stream_loses_no_accepted_message(tm
             session_expiry=600,
             mqtt_options={"hostname": HOST, "port": broker.port},
         )
-        device = RetryingDevice(broker.port, scheme.device_topic(device_row.username, "event"), total, rate)
+        device = RetryingDevice(broker.port, scheme.device_topic(device_row.username, kind), total, rate)
         service_task = asyncio.create_task(service.run())
         device_task: asyncio.Task[None] | None = None
         try:

@@ -20,7 +20,7 @@ from fault_clients import (
     stored_sequence_numbers,
 )
 from fault_services import ManagePy, Mosquitto, RedisServer, TcpProxy, running
-from mqtt_helpers import WAIT, unique
+from mqtt_helpers import WAIT, answered_history_kind, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -81,6 +81,7 @@ async def until_all_stored(device: Device, total: int, within: float) -> list[in
 async def test_sigkill_of_the_handler_loses_no_message_the_broker_delivered(tmp_path: Path) -> None:
     """Manual acknowledgement after the database write plus a persistent session: a handler killed with
     SIGKILL loses nothing; the restarted replica (same client id) gets the unacknowledged messages again."""
+    kind = answered_history_kind()
     total, rate = 20_000, 5_000.0
     device_row = await create_device()
     async with (
@@ -89,7 +90,7 @@ async def test_sigkill_of_the_handler_loses_no_message_the_broker_delivered(tmp_
     ):
         handler = await handler_command(tmp_path / "handler", broker, redis_server)
         device = RetryingDevice(
-            broker.port, DEFAULT_SCHEME.device_topic(device_row.username, "event"), total, rate, window=200
+            broker.port, DEFAULT_SCHEME.device_topic(device_row.username, kind), total, rate, window=200
         )
         device_task: asyncio.Task[None] | None = None
         try:
@@ -135,6 +136,7 @@ async def test_sigkill_of_the_handler_loses_no_message_the_broker_delivered(tmp_
 async def test_database_unreachable_for_seconds_loses_nothing_and_the_handler_resumes(tmp_path: Path) -> None:
     """PostgreSQL refuses connections for 4 s (a proxy in front of it closes): the handler keeps the
     messages unacknowledged and retries, stores everything, and resumes as soon as the database is back."""
+    kind = answered_history_kind()
     total, rate = 3000, 500.0
     device_row = await create_device()
     database = settings.DATABASES["default"]
@@ -153,7 +155,7 @@ async def test_database_unreachable_for_seconds_loses_nothing_and_the_handler_re
                 POSTGRES_PORT=str(proxy.port),
             )
             device = RetryingDevice(
-                broker.port, DEFAULT_SCHEME.device_topic(device_row.username, "event"), total, rate
+                broker.port, DEFAULT_SCHEME.device_topic(device_row.username, kind), total, rate
             )
             device_task: asyncio.Task[None] | None = None
             try:

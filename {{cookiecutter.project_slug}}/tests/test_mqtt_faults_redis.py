@@ -63,7 +63,10 @@ async def test_redis_restart_during_a_command_stream(tmp_path: Path, appendonly:
         commands = MqttPublisher(queue=queue, scheme=scheme)
         device = PersistentSubscriber(broker.port, topic)
         service = PublisherService(
-            queue, client_id=unique("fault-publisher"), mqtt_options={"hostname": HOST, "port": broker.port}
+            queue,
+            client_id=unique("fault-publisher"),
+            scheme=scheme,
+            mqtt_options={"hostname": HOST, "port": broker.port},
         )
         device_task = asyncio.create_task(device.run())
         service_task = asyncio.create_task(service.run())

@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 
 from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.handler_service import HandlerService
-from mqtt_helpers import WAIT, device_client, make_scheme, mqtt_address, running_handler, unique
+from mqtt_helpers import WAIT, device_client, history_scheme, mqtt_address, running_handler, unique
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,13 +50,13 @@ def session_present(client_id: str) -> bool:
 
 async def test_retiring_stores_what_the_session_held_then_removes_it() -> None:
     device = await create_device()
-    scheme = make_scheme()
+    scheme, kind = history_scheme()
     async with running_handler(scheme) as service:
         client_id = service.client_id
     # The replica is gone but its session lives on: the broker queues the group's messages for it.
     async with device_client() as dev:
         for n in range(QUEUED):
-            topic = scheme.device_topic(device.username, "event")
+            topic = scheme.device_topic(device.username, kind)
             await dev.publish(topic, json.dumps({"n": n}).encode(), qos=1)
     assert await stored_events(device) == 0
 

@@ -21,6 +21,7 @@ from apps.mqtt_service.mqtt_publisher import MqttPublisher
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.topics import DEFAULT_SCHEME
 from mqtt_helpers import (  # noqa: F401 - publish_queue is a fixture
+    answered_history_kind,
     device_client,
     eventually,
     publish_queue,
@@ -102,13 +103,14 @@ async def finish(process: asyncio.subprocess.Process, log: list[str]) -> int:
 async def test_sigterm_drains_the_handler_and_a_restart_loses_nothing() -> None:
     """SIGTERM mid-stream: exit 0 after processing what was received; unacknowledged messages stay in the
     persistent session, so the next start of the same client id stores every one (at least once)."""
+    kind = answered_history_kind()
     device = await create_device()
     client_id = unique("test-handler-proc")
     group = unique("g")
     # A short session expiry: the broker forgets this test's session soon after the test.
     args = ("run_mqtt_handler", "--client-id", client_id, "--shared-group", group, "--session-expiry", "30")
     total = 800  # under the local Mosquitto's default per-client queue (1000), so the broker drops nothing
-    topic = DEFAULT_SCHEME.device_topic(device.username, "event")
+    topic = DEFAULT_SCHEME.device_topic(device.username, kind)
     log: list[str] = []
     async with manage_py(*args) as handler:
         await wait_for_log(handler, "subscribed to", log)

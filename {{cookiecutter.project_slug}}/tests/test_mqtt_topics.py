@@ -7,7 +7,8 @@ from apps.mqtt_service.topics import TopicScheme, validate_publish_topic
 
 
 def test_default_topics_follow_the_topology() -> None:
-    assert topics.device_topic("dev-1", "status") == f"{topology.DEVICE_TOPIC_PREFIX}/dev-1/status"
+    kind = topology.DEVICE_MESSAGE_KINDS[0]
+    assert topics.device_topic("dev-1", kind) == f"{topology.DEVICE_TOPIC_PREFIX}/dev-1/{kind}"
     assert topics.command_topic("dev-1") == f"{topology.COMMAND_TOPIC_PREFIX}/dev-1"
     assert topics.handler_subscriptions() == [
         f"$share/{topology.SHARED_SUBSCRIPTION_GROUP}/{topology.DEVICE_TOPIC_PREFIX}/+/{kind}"
@@ -26,6 +27,12 @@ def test_default_topics_follow_the_topology() -> None:
         ("dev//status", None),
         ("dev/abc/", None),
         ("", None),
+        # Not a username a device can have: refused before any database lookup.
+        ("dev/ABC/status", None),
+        ("dev/a b/status", None),
+        ("dev/+/status", None),
+        ("dev/_abc/status", None),
+        ("dev/" + "a" * 65 + "/status", None),
     ],
 )
 def test_parse_device_topic(topic: str, expected: tuple[str, str] | None) -> None:

@@ -3,6 +3,12 @@
 No timer is involved: while a flush is running, new items pile up and go out together in the next one,
 so batches grow with load and a lone message is written at once (low latency when idle, few round trips
 when busy).
+
+A batch is an optimisation, never a shared fate. When a flush of several items raises, or reports an item
+as failed, each failed item is flushed again on its own: an item the database or the channel layer refuses
+fails alone and its neighbours go through. Every user of Batcher (built-in or a project's own handler) gets
+this without writing it. Only an `Unavailable` error (the dependency itself is down, so every item would
+fail alike) is not retried item by item: the flush function waits out outages itself or reports them.
 """
 
 from __future__ import annotations
@@ -10,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from apps.mqtt_service.log_limit import LogLimiter
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -21,14 +29,31 @@ logger = logging.getLogger(__name__)
 FlushFn = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
 
 
+class Unavailable(Exception):
+    """The flush could not reach its dependency: retrying items one by one cannot help."""
+
+
 class Batcher(Generic[T, R]):
-    def __init__(self, flush: FlushFn[T, R], *, max_batch: int = 500, name: str = "batch") -> None:
+    def __init__(
+        self,
+        flush: FlushFn[T, R],
+        *,
+        max_batch: int = 500,
+        name: str = "batch",
+        linger: float = 0.0,
+        linger_below: int = 0,
+    ) -> None:
+        """`linger`: a batch smaller than `linger_below` waits that long before it is flushed, so items
+        arriving meanwhile go out in the next, larger flush (for flushes with a high fixed cost)."""
         self._flush = flush
         self.max_batch = max_batch
         self.name = name
+        self.linger = linger
+        self.linger_below = linger_below
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._log = LogLimiter(logger)
 
     async def submit(self, item: T) -> R:
         if self._worker is None or self._worker.done():
@@ -49,11 +74,12 @@ class Batcher(Generic[T, R]):
                 await self._flush_batch(batch)
 
     async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        try:
-            results = await self._flush([item for item, _ in batch])
-        except Exception as exc:
-            logger.exception("%s: flush of %d items failed", self.name, len(batch))
-            results = [exc] * len(batch)
+        if len(batch) < self.linger_below:
+            await asyncio.sleep(self.linger)
+        items = [item for item, _ in batch]
+        results = await self._flush_guarded(items)
+        if len(items) > 1:
+            await self._retry_failed_alone(items, results)
         for (_, future), result in zip(batch, results, strict=True):
             if future.done():  # the submitter was cancelled
                 continue
@@ -61,6 +87,36 @@ class Batcher(Generic[T, R]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+    async def _flush_guarded(self, items: list[T]) -> list[Any]:
+        """The flush's results; a flush that raised fails each of its items with that error."""
+        try:
+            results = list(await self._flush(items))
+        except Exception as exc:
+            return [exc] * len(items)
+        if len(results) != len(items):
+            error = RuntimeError(f"{self.name}: flush returned {len(results)} results for {len(items)} items")
+            return [error] * len(items)
+        return results
+
+    async def _retry_failed_alone(self, items: list[T], results: list[Any]) -> None:
+        failed = [
+            index
+            for index, result in enumerate(results)
+            if isinstance(result, Exception) and not isinstance(result, Unavailable)
+        ]
+        if not failed:
+            return
+        self._log.warn(
+            "split",
+            "%s: a flush of %d items failed for %d of them (%r); flushing those one by one",
+            self.name,
+            len(items),
+            len(failed),
+            results[failed[0]],
+        )
+        for index in failed:
+            [results[index]] = await self._flush_guarded([items[index]])
 
     async def close(self) -> None:
         if self._worker is not None:

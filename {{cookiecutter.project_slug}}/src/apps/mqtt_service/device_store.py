@@ -48,10 +48,6 @@ class StatusRow:
     received_at: datetime
 
 
-class RejectedByDatabaseError(Exception):
-    """The database refused this row (e.g. its device was deleted meanwhile); retrying cannot help."""
-
-
 def _close_broken_connection() -> None:
     # Runs in the sync thread that owns the connection; a later query opens a fresh one.
     try:
@@ -85,9 +81,10 @@ def _insert_events_sql() -> str:
 
 
 @sync_to_async
-def _insert_events(rows: list[EventRow]) -> list[BaseException | None]:
+def _insert_events(rows: list[EventRow]) -> list[None]:
     # One statement with four array parameters: the ORM's bulk_create built a model instance and rendered
-    # four literals per row, and was the handler's largest cost at full ingest.
+    # four literals per row, and was the handler's largest cost at full ingest. A row the database refuses
+    # fails the statement; the batcher then inserts the rows one by one, so only that row fails.
     params = [
         [row.device_id for row in rows],
         [row.kind for row in rows],
@@ -97,31 +94,17 @@ def _insert_events(rows: list[EventRow]) -> list[BaseException | None]:
     try:
         with connection.cursor() as cursor:
             cursor.execute(_insert_events_sql(), params)
-        return [None] * len(rows)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise
-    except DatabaseError:
-        logger.warning("bulk insert of %d events refused; inserting one by one", len(rows), exc_info=True)
-    results: list[BaseException | None] = []
-    for row in rows:
-        try:
-            DeviceEvent(
-                device_id=row.device_id, kind=row.kind, payload=row.payload, received_at=row.received_at
-            ).save(force_insert=True)
-            results.append(None)
-        except (OperationalError, InterfaceError):
-            _close_broken_connection()
-            raise
-        except DatabaseError as exc:
-            results.append(RejectedByDatabaseError(repr(exc)))
-    return results
+    return [None] * len(rows)
 
 
 @sync_to_async
-def _update_statuses(rows: list[StatusRow]) -> list[BaseException | None]:
+def _update_statuses(rows: list[StatusRow]) -> list[None]:
     # Newest status per device in this batch; the WHERE clause also keeps a late, older one from
-    # overwriting a newer one written by an earlier batch.
+    # overwriting a newer one written by an earlier batch. A status the database refuses fails the
+    # statement; the batcher then applies the statuses one by one, so only that one fails.
     latest: dict[int, StatusRow] = {}
     for row in rows:
         current = latest.get(row.device_id)
@@ -196,10 +179,10 @@ class DeviceStore:
     async def record_status(self, row: StatusRow) -> None:
         await self._statuses.submit(row)
 
-    async def _flush_events(self, rows: list[EventRow]) -> list[BaseException | None]:
+    async def _flush_events(self, rows: list[EventRow]) -> list[None]:
         return await _retry_while_unreachable("event insert", _insert_events, rows)
 
-    async def _flush_statuses(self, rows: list[StatusRow]) -> list[BaseException | None]:
+    async def _flush_statuses(self, rows: list[StatusRow]) -> list[None]:
         return await _retry_while_unreachable("status update", _update_statuses, rows)
 
     async def close(self) -> None:

@@ -7,6 +7,11 @@ session and are delivered again when it reconnects (at least once: a few may be 
 carry no such promise. The broker never sends more than `receive_maximum` unacknowledged messages, so a slow
 database throttles the broker instead of filling memory.
 
+Input: a message is handed to its kind's handler only when its topic names a device and its payload passes
+payloads.py (a JSON object the database and the channel layer accept). Anything else, and any message replayed
+with the retain flag, is counted under its reason, logged (rate-limited) and acknowledged: it cannot cost
+another device's message.
+
 aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has `manual_ack_set` and
 `ack`, reached through the client's `_client` attribute. aiomqtt is pinned below 3 for this reason too.
 """
@@ -16,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import time
 from collections import deque
@@ -33,18 +37,13 @@ from apps.mqtt_service import topology
 from apps.mqtt_service.connection import Backoff, client_kwargs
 from apps.mqtt_service.device_store import get_store
 from apps.mqtt_service.handlers import PushFailedError
+from apps.mqtt_service.log_limit import LogLimiter
 from apps.mqtt_service.metrics import Metrics
-from apps.mqtt_service.router import DeviceMessage, get_handler, load_handlers, registered_kinds
+from apps.mqtt_service.payloads import MAX_PAYLOAD_BYTES, PayloadRefusedError, parse_payload
+from apps.mqtt_service.router import DeviceMessage, Handler, describe, load_handlers, registered_kinds
 from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme
 
 logger = logging.getLogger(__name__)
-
-MAX_PAYLOAD_BYTES = 64 * 1024
-
-
-def _refuse_non_finite(name: str) -> float:
-    # NaN and Infinity are not JSON (RFC 8259): PostgreSQL's jsonb refuses them, and browsers' JSON.parse too.
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class AckTracker:
@@ -78,25 +77,6 @@ class AckTracker:
     @property
     def outstanding(self) -> int:
         return len(self._order)
-
-
-class _LogLimiter:
-    """At most one warning per reason per interval, so a flood of bad input does not flood the logs."""
-
-    def __init__(self, interval: float = 5.0) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def warn(self, reason: str, msg: str, *args: Any) -> None:
-        now = time.monotonic()
-        if now - self._last.get(reason, 0.0) >= self.interval:
-            suppressed = self._suppressed.pop(reason, 0)
-            suffix = f" ({suppressed} more like it suppressed)" if suppressed else ""
-            logger.warning(msg + suffix, *args)
-            self._last[reason] = now
-        else:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
 
 
 class HandlerService:
@@ -144,7 +124,8 @@ class HandlerService:
         )
         self._queue: asyncio.Queue[tuple[aiomqtt.Message, int | None, AckTracker]] = asyncio.Queue(queue_size)
         self._stopping = asyncio.Event()
-        self._log = _LogLimiter()
+        self._log = LogLimiter(logger)
+        self._handlers: dict[str, Handler] = {}
         self.connected = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -153,11 +134,14 @@ class HandlerService:
         self._stopping.set()
 
     async def run(self) -> None:
-        kinds = load_handlers()
-        missing = [kind for kind in self.scheme.kinds if kind not in kinds]
-        if missing:
+        self._handlers = load_handlers(self.scheme.kinds)
+        for kind, handler in self._handlers.items():
+            logger.info("handler %s: kind %s -> %s", self.client_id, kind, describe(handler))
+        unsubscribed = [kind for kind in registered_kinds() if kind not in self._handlers]
+        if unsubscribed:
             logger.warning(
-                "no handler registered for kinds %s: their messages are counted and skipped", missing
+                "handlers registered for kinds %s, which are not answered kinds: they receive nothing",
+                unsubscribed,
             )
         workers = [
             asyncio.create_task(self._worker(), name=f"handler-worker-{i}") for i in range(self.workers)
@@ -281,10 +265,17 @@ class HandlerService:
             message, token, tracker = await self._queue.get()
             try:
                 await self._process(message)
-            except Exception:
+            except Exception as exc:
+                # Counted and logged (rate-limited, one traceback per interval); the message is acknowledged:
+                # redelivering a message its handler cannot take would only repeat the failure.
                 self.metrics.inc("failed", reason="handler_error")
-                logger.exception(
-                    "handler %s: handler failed for topic %s", self.client_id, message.topic.value
+                self._log.warn(
+                    "handler_error",
+                    "handler %s: handler failed for topic %s: %r",
+                    self.client_id,
+                    message.topic.value,
+                    exc,
+                    exc_info=exc,
                 )
             finally:
                 tracker.done(token)
@@ -301,22 +292,20 @@ class HandlerService:
         if parsed is None:
             return self._reject("bad_topic", topic)
         username, kind = parsed
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return self._reject("unknown_kind", topic, f"kind={kind} answered={list(self._handlers)}")
+        if message.retain:
+            # Replayed by the broker from its retained store (on every (re)subscribe): an old message, which
+            # must not move the device's state back. The broker's ACL refuses retained device publishes.
+            return self._reject("retained", topic)
         raw = message.payload
         if not isinstance(raw, bytes | bytearray):
             raw = str(raw).encode()
-        if len(raw) > self.max_payload_bytes:
-            return self._reject("too_large", topic, f"size={len(raw)} limit={self.max_payload_bytes}")
         try:
-            payload = json.loads(raw.decode("utf-8"), parse_constant=_refuse_non_finite)
-        except UnicodeDecodeError:
-            return self._reject("not_utf8", topic, f"size={len(raw)}")
-        except ValueError as exc:
-            return self._reject("not_json", topic, f"error={exc}")
-        if not isinstance(payload, dict):
-            return self._reject("not_object", topic, f"got={type(payload).__name__}")
-        handler = get_handler(kind)
-        if handler is None:
-            return self._reject("unknown_kind", topic, f"kind={kind} registered={registered_kinds()}")
+            payload = parse_payload(raw, max_bytes=self.max_payload_bytes)
+        except PayloadRefusedError as exc:
+            return self._reject(exc.reason, topic, exc.detail)
         device = await get_store().lookup(username)
         if device is None:
             return self._reject("unknown_device", topic, f"username={username}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from apps.mqtt_service import topology
 from apps.mqtt_service.publish_queue import PublishQueue
-from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme, validate_publish_topic
+from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme, validate_command_topic
 
 
 def encode_payload(payload: Any) -> bytes:
@@ -68,11 +68,7 @@ class MqttPublisher:
         return self._queue
 
     def _validate(self, topic: Any, payload: Any, qos: Any, retain: Any) -> tuple[str, bytes, int, bool]:
-        topic = validate_publish_topic(topic)
-        if not self.scheme.is_command_topic(topic):
-            # The broker's ACL lets the publisher write only there; anything else would be dropped silently.
-            expected = f"{self.scheme.command_prefix}/<username>"
-            raise ValueError(f"MQTT topic {topic!r} is not a command topic: expected {expected}")
+        topic = validate_command_topic(topic, self.scheme)
         qos = validate_qos(self.default_qos if qos is None else qos)
         if not isinstance(retain, bool):
             raise TypeError(f"retain must be a bool, got {retain!r}")

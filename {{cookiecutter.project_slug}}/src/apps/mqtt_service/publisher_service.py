@@ -6,6 +6,12 @@ XACKed and deleted. A publish that fails leaves the entry pending: after a recon
 its own pending entries, and entries idle longer than `claim_idle_ms` (a dead replica's) are claimed by
 any live one. Each re-take counts as a delivery; past `max_deliveries` the entry goes to the dead-letter
 stream with the reason.
+
+A command is dead-lettered at once, alone, when it can never be delivered: its entry is malformed, its topic
+is not `<command prefix>/<device username>` (a control character or an extra level makes a broker drop the
+whole connection, and with it every command in flight), the MQTT client cannot encode it, or the broker
+refuses it (a PUBACK/PUBREC reason code of 0x80 or above, such as "Not authorized"). The other commands of
+the connection go on.
 """
 
 from __future__ import annotations
@@ -32,12 +38,17 @@ from apps.mqtt_service.publish_queue import (
     async_redis,
     decode_entry,
 )
+from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme, validate_command_topic
 
 logger = logging.getLogger(__name__)
 
 # paho's Properties() constructor rebuilds its lookup tables each time (it was the top cost per publish);
 # a shallow copy of one empty instance shares those read-only tables.
 _EMPTY_PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)
+
+
+class BrokerRefusedError(Exception):
+    """The broker answered the publish with a failure reason code: sending it again cannot help."""
 
 
 class _Confirmation:
@@ -52,6 +63,10 @@ class _Confirmation:
         if not self.future.done():
             self.future.set_result(None)
 
+    def refuse(self, reason: str) -> None:
+        if not self.future.done():
+            self.future.set_exception(BrokerRefusedError(reason))
+
     def expire(self) -> None:
         if not self.future.done():
             self.future.set_exception(aiomqtt.MqttError("Operation timed out"))
@@ -59,6 +74,24 @@ class _Confirmation:
 
 class ConnectionLostError(Exception):
     """The broker connection broke while publishing; the session must reconnect."""
+
+
+def _watch_refusals(client: aiomqtt.Client) -> None:
+    """Let a publish whose PUBACK/PUBREC carries a failure reason code fail with that reason.
+
+    aiomqtt's own on_publish callback ignores the reason code (it only wakes the waiter); this one runs
+    first and fails our waiter, then hands over to aiomqtt's."""
+    paho = client._client
+    wake_waiter = paho.on_publish
+    pending = client._pending_publishes
+
+    def on_publish(paho_client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        waiter = pending.get(mid)
+        if isinstance(waiter, _Confirmation) and getattr(reason_code, "is_failure", False):
+            waiter.refuse(str(reason_code))
+        wake_waiter(paho_client, userdata, mid, reason_code, properties)
+
+    paho.on_publish = on_publish
 
 
 class PublisherService:
@@ -75,8 +108,10 @@ class PublisherService:
         publish_timeout: float = 10.0,
         mqtt_options: dict[str, Any] | None = None,
         metrics: Metrics | None = None,
+        scheme: TopicScheme = DEFAULT_SCHEME,
     ) -> None:
         self.queue = queue
+        self.scheme = scheme
         self.client_id = client_id
         self.window = window
         self.read_block_ms = read_block_ms
@@ -120,6 +155,7 @@ class PublisherService:
                     await self.consumer.ensure_group()
                     async with aiomqtt.Client(**self._mqtt_options) as client:
                         client.pending_calls_threshold = self.window + 10
+                        _watch_refusals(client)
                         logger.info(
                             "publisher %s connected to %s", self.client_id, self._mqtt_options["hostname"]
                         )
@@ -227,10 +263,8 @@ class PublisherService:
         retried: bool,
     ) -> None:
         if deliveries > self.consumer.max_deliveries:
-            await self.consumer.dead_letter(
-                entry_id, fields, f"not delivered after {deliveries - 1} attempts", deliveries
-            )
-            self.metrics.inc("dead_lettered")
+            reason = f"not delivered after {deliveries - 1} attempts"
+            await self._dead_letter(entry_id, fields, reason, deliveries)
             return
         if retried:
             self.metrics.inc("retried")
@@ -250,9 +284,11 @@ class PublisherService:
     ) -> None:
         try:
             command = decode_entry(entry_id, fields)
-        except MalformedEntryError as exc:
-            await self.consumer.dead_letter(entry_id, fields, f"malformed entry: {exc}", deliveries)
-            self.metrics.inc("dead_lettered")
+            # publish() checked it already; an entry written around it must not cost the connection.
+            validate_command_topic(command.topic, self.scheme)
+        except (MalformedEntryError, ValueError, TypeError) as exc:
+            reason = "malformed entry" if isinstance(exc, MalformedEntryError) else "invalid topic"
+            await self._dead_letter(entry_id, fields, f"{reason}: {exc}", deliveries)
             return
         try:
             await self._send(client, command)
@@ -270,12 +306,20 @@ class PublisherService:
             return
         except (ValueError, TypeError) as exc:
             # The MQTT library refused the message itself (e.g. too large): retrying cannot help.
-            await self.consumer.dead_letter(entry_id, fields, f"rejected by MQTT client: {exc}", deliveries)
-            self.metrics.inc("dead_lettered")
+            await self._dead_letter(entry_id, fields, f"rejected by MQTT client: {exc}", deliveries)
+            return
+        except BrokerRefusedError as exc:
+            await self._dead_letter(entry_id, fields, f"refused by broker: {exc}", deliveries)
             return
         self.metrics.inc("published")
         self._pending_acks.append(entry_id)
         self._acks_ready.set()
+
+    async def _dead_letter(
+        self, entry_id: str, fields: dict[bytes, bytes], reason: str, deliveries: int
+    ) -> None:
+        await self.consumer.dead_letter(entry_id, fields, reason, deliveries)
+        self.metrics.inc("dead_lettered")
 
     async def _send(self, client: aiomqtt.Client, command: QueuedCommand) -> None:
         """One publish; returns when the broker acknowledged it (QoS 1/2) or it was written (QoS 0).

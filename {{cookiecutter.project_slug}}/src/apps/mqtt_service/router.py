@@ -1,6 +1,8 @@
 """Route device messages by kind to handler functions.
 
-Register a handler anywhere with the decorator:
+Every kind the service subscribes to has a built-in handler (apps/mqtt_service/handlers.py: `status` keeps
+the latest state, other kinds are stored as history). To give a kind its own, register it in an installed
+app's `mqtt_handlers.py` (found with Django's autodiscover_modules when the service starts):
 
     from apps.mqtt_service.router import DeviceMessage, message_handler
 
@@ -8,20 +10,23 @@ Register a handler anywhere with the decorator:
     async def store_telemetry(message: DeviceMessage) -> None:
         ...
 
-and add the module's dotted path to HANDLER_MODULES below (the one place the handler service imports handlers
-from). The kind must also be one of the answered message kinds, or the handler never receives anything: the
-service subscribes only to `<device prefix>/+/<kind>` for those kinds.
+It replaces the built-in handler of that kind. The kind must be one of the answered message kinds, or the
+handler never receives anything: the service subscribes only to `<device prefix>/+/<kind>` for those.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-HANDLER_MODULES: tuple[str, ...] = ("apps.mqtt_service.handlers",)
+from django.utils.module_loading import autodiscover_modules
+
+# The module name looked up in every installed app, and the module holding the built-in handlers.
+HANDLER_MODULE_NAME = "mqtt_handlers"
+BUILT_IN_HANDLERS = "apps.mqtt_service.handlers"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ _handlers: dict[str, Handler] = {}
 
 
 def message_handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register `async def fn(message: DeviceMessage)` as the handler of `kind` (one handler per kind)."""
+    """Register `async def fn(message: DeviceMessage)` as the handler of `kind` (one handler per kind);
+    it replaces the built-in handler of that kind."""
 
     def register(fn: Handler) -> Handler:
         existing = _handlers.get(kind)
@@ -58,6 +64,7 @@ def message_handler(kind: str) -> Callable[[Handler], Handler]:
 
 
 def get_handler(kind: str) -> Handler | None:
+    """The handler registered for `kind` with @message_handler, if any (built-ins not included)."""
     return _handlers.get(kind)
 
 
@@ -65,8 +72,12 @@ def registered_kinds() -> list[str]:
     return sorted(_handlers)
 
 
-def load_handlers() -> list[str]:
-    """Import every module in HANDLER_MODULES so their decorators run; returns the registered kinds."""
-    for module in HANDLER_MODULES:
-        importlib.import_module(module)
-    return registered_kinds()
+def load_handlers(kinds: Iterable[str]) -> dict[str, Handler]:
+    """The handler of each kind: registered in an app's `mqtt_handlers` module, else the built-in one."""
+    autodiscover_modules(HANDLER_MODULE_NAME)
+    built_in = importlib.import_module(BUILT_IN_HANDLERS)
+    return {kind: _handlers.get(kind) or built_in.default_handler(kind) for kind in kinds}
+
+
+def describe(handler: Handler) -> str:
+    return f"{handler.__module__}.{handler.__qualname__}"

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
+
+from apps.devices.usernames import USERNAME_PATTERN, reserved_usernames, validate_device_username
 from apps.mqtt_service import topology
 
 # MQTT 5 (section 1.5.4): a UTF-8 string is prefixed by a 16-bit length.
 MAX_TOPIC_BYTES = 65535
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,32 @@ class TopicScheme:
         return [f"$share/{self.shared_group}/{self.device_prefix}/+/{kind}" for kind in self.kinds]
 
     def parse_device_topic(self, topic: str) -> tuple[str, str] | None:
-        """`<device prefix>/<username>/<kind>` -> (username, kind); anything else -> None."""
+        """`<device prefix>/<username>/<kind>` -> (username, kind), for a username a device can have;
+        anything else -> None."""
         parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != self.device_prefix or not parts[1] or not parts[2]:
+        if len(parts) != 3 or parts[0] != self.device_prefix or not parts[2]:
+            return None
+        if _USERNAME_RE.fullmatch(parts[1]) is None:
             return None
         return parts[1], parts[2]
 
-    def is_command_topic(self, topic: str) -> bool:
-        return topic.startswith(f"{self.command_prefix}/") and len(topic) > len(self.command_prefix) + 1
+    def command_username(self, topic: str) -> str:
+        """The device username of a command topic `<command prefix>/<username>`; ValueError saying why
+        anything else is not one. Only these topics pass the broker's ACL and reach a device: a control
+        character or an extra level makes a broker drop the whole connection."""
+        prefix = f"{self.command_prefix}/"
+        if not topic.startswith(prefix):
+            expected = f"{prefix}<device username>"
+            raise ValueError(f"MQTT topic {topic!r} is not a command topic: expected {expected}")
+        username = topic[len(prefix) :]
+        if _USERNAME_RE.fullmatch(username) and username not in reserved_usernames():
+            return username  # the common case, checked cheaply: the publisher checks every command
+        try:
+            validate_device_username(username)
+        except ValidationError as exc:
+            reason = " ".join(exc.messages)
+            raise ValueError(f"MQTT topic {topic!r} does not name a device: {reason}") from None
+        return username
 
 
 DEFAULT_SCHEME = TopicScheme()
@@ -77,4 +100,12 @@ def validate_publish_topic(topic: object) -> str:
         raise ValueError(f"MQTT topic {topic!r} is not valid UTF-8 text") from exc
     if len(encoded) > MAX_TOPIC_BYTES:
         raise ValueError(f"MQTT topic is longer than {MAX_TOPIC_BYTES} bytes of UTF-8")
+    return topic
+
+
+def validate_command_topic(topic: object, scheme: TopicScheme = DEFAULT_SCHEME) -> str:
+    """Return `topic` if it is exactly `<command prefix>/<a valid device username>`, else raise
+    TypeError/ValueError saying why (the publisher's ACL grants nothing else)."""
+    topic = validate_publish_topic(topic)
+    scheme.command_username(topic)
     return topic

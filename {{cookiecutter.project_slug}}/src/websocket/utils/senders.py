@@ -67,7 +67,11 @@ class WebsocketSender:
             await layer.group_send(group, message)
 
     async def asend_many(
-        self, pushes: Sequence[tuple[Iterable[str], Any]], *, check_json: bool = True
+        self,
+        pushes: Sequence[tuple[Iterable[str], Any]],
+        *,
+        check_json: bool = True,
+        ids: Sequence[str] | None = None,
     ) -> list[BaseException | None]:
         """Send each (groups, payload) push; per group, all its payloads travel in one channel-layer message.
 
@@ -78,6 +82,8 @@ class WebsocketSender:
         check_json=False skips the up-front JSON check for payloads known to be JSON (built from json.loads
         output): it cost as much as the sending itself. The consumer still encodes strictly and drops, with a
         log line, an event that is not (such as NaN, which json.loads accepts).
+        ids: one id per push, for a caller that may send a push again (a socket then drops the copy);
+        by default each call makes its own.
         """
         results: list[BaseException | None] = [None] * len(pushes)
         # Ids are "<one random id per call>.<push index>": a uuid4 per push cost more than sending it.
@@ -97,7 +103,7 @@ class WebsocketSender:
             if targets is None:
                 names = dict.fromkeys(safe_group_name(group) for group in key)
                 targets = resolved[key] = [per_group.setdefault(name, []) for name in names]
-            entry = (index, {"payload": payload, "id": f"{batch_id}.{index}"})
+            entry = (index, {"payload": payload, "id": ids[index] if ids else f"{batch_id}.{index}"})
             for events in targets:
                 events.append(entry)
         layer = self._layer()
