@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from bake_variants import VARIANTS, expected
-from project_runs import TEMPLATE_UV, project_env, run_make, tail
+from project_runs import TEMPLATE_UV, run_make, tail
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROJECT_DIR = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -206,15 +206,7 @@ def test_make_install_refuses_a_package_whose_hash_is_not_in_the_lock(
     (tmp_path / "requirements-dev.txt").write_text(
         "six==1.17.0 \\\n    --hash=sha256:" + "0" * 64 + "\n    # via -r requirements-dev.in\n"
     )
-    install = subprocess.run(
-        ["make", "install", f"UV={uv}"],
-        cwd=tmp_path,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    install = run_make(tmp_path, "install", f"UV={uv}", timeout=300)
     assert install.returncode != 0, tail(install)
     assert "hash" in (install.stdout + install.stderr).lower(), tail(install)
     installed = subprocess.run(
