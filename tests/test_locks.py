@@ -92,11 +92,11 @@ def test_the_checks_catch_a_lock_that_disagrees(tmp_path: Path) -> None:
     runtime = read_lock(project / "requirements.txt")
     django = next(e.version for e in runtime.entries if e.name == "django")
 
-    edit(project / "requirements-dev.in", "pytest==", "hypothesis==6.100.0\npytest==")
+    edit(project / "requirements-dev.in", "pytest==", "unlocked-example==1.0\npytest==")
     problems = check_declared(
         read_lock(project / "requirements-dev.txt"), "requirements-dev.txt", project / "requirements-dev.in"
     )
-    assert problems == ["requirements-dev.in declares hypothesis, which requirements-dev.txt lacks"]
+    assert problems == ["requirements-dev.in declares unlocked-example, which requirements-dev.txt lacks"]
 
     edit(project / "requirements.in", f"django=={django}", "django==5.2.0")
     problems = check_declared(runtime, "requirements.txt", project / "requirements.in")
@@ -112,7 +112,8 @@ def test_a_bake_of_a_template_whose_locks_disagree_fails_clearly(
 ) -> None:
     template = tmp_path / "template"
     shutil.copytree(TEMPLATE, template, ignore=shutil.ignore_patterns(".venv", ".git", ".cache", "*_cache"))
-    edit(template / PROJECT_DIR.name / "requirements.in", "whitenoise==", "hypothesis==6.100.0\nwhitenoise==")
+    runtime_in = template / PROJECT_DIR.name / "requirements.in"
+    edit(runtime_in, "whitenoise==", "unlocked-example==1.0\nwhitenoise==")
     bake = [sys.executable, "-m", "cookiecutter", "--no-input", "--config-file", str(cookiecutter_config)]
     result = subprocess.run(
         [*bake, "-o", str(tmp_path / "out"), str(template)],
@@ -122,7 +123,7 @@ def test_a_bake_of_a_template_whose_locks_disagree_fails_clearly(
         check=False,
     )
     assert result.returncode != 0
-    assert "requirements.in declares hypothesis, which requirements.txt lacks" in result.stderr
+    assert "requirements.in declares unlocked-example, which requirements.txt lacks" in result.stderr
     assert "make lock" in result.stderr
     assert not (tmp_path / "out" / "iot_backend").exists(), "a failed bake leaves nothing behind"
 
