@@ -37,9 +37,10 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
-def install_once(python: Path, requirements: list[str], stamp_name: str) -> None:
-    """pip install, skipped when the same requirements were installed into this venv before."""
-    digest = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+def install_once(python: Path, requirements: list[str], stamp_name: str, fingerprint: str = "") -> None:
+    """pip install, skipped when the same requirements (or the same fingerprint: a lock's text, as the bake
+    holding the lock is new each run) were installed into this venv before."""
+    digest = hashlib.sha256((fingerprint or "\n".join(requirements)).encode()).hexdigest()
     stamp = python.parent.parent / f".{stamp_name}.{digest[:16]}"
     if stamp.exists():
         return
@@ -78,8 +79,8 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="iot-bench-bake-"))
     try:
         project = bake(python, out)
-        requirements = (project / "requirements.txt").read_text().splitlines()
-        install_once(python, [line for line in requirements if line and not line.startswith("#")], "project")
+        lock = project / "requirements.txt"
+        install_once(python, ["--require-hashes", "-r", str(lock)], "project", lock.read_text())
         json_path = args.json or TEMPLATE / ".cache" / "bench" / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
         command = [
             str(python),

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from project_runs import TEMPLATE_UV, run_make, tail
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -94,3 +95,42 @@ def bake_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: 
         return cache[key]
 
     return bake
+
+
+def _bake_and_install(out: Path, config: Path, answers: dict[str, Any], uv: str) -> Path:
+    from cookiecutter.main import cookiecutter
+
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(out), config_file=str(config)
+        )
+    )
+    install = run_make(project, "install", f"UV={uv}")
+    assert install.returncode == 0, tail(install)
+    assert (project / ".venv/bin/pytest").exists()
+    return project
+
+
+@pytest.fixture(scope="session")
+def installed_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Path:
+    """The defaults, baked and installed once for every test that runs the project: `make install UV=`, the
+    path without uv, so pip installs the lock with --require-hashes."""
+    return _bake_and_install(tmp_path_factory.mktemp("installed"), cookiecutter_config, {}, uv="")
+
+
+@pytest.fixture(scope="session")
+def install_with_uv(
+    tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path
+) -> Callable[..., Path]:
+    """install_with_uv(answers) -> a bake of those answers with its own .venv from `make install` through uv
+    (hash-checked `uv pip sync` from the shared cache); once per answers per session."""
+    cache: dict[str, Path] = {}
+
+    def install(answers: dict[str, Any]) -> Path:
+        key = json.dumps(answers, sort_keys=True, default=str)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("installed-uv")
+            cache[key] = _bake_and_install(out, cookiecutter_config, answers, uv=str(TEMPLATE_UV))
+        return cache[key]
+
+    return install

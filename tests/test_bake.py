@@ -57,7 +57,7 @@ def test_no_unrendered_cookiecutter_tag(baked) -> None:
     assert not [p for p in project.rglob("*") if "cookiecutter" in p.name], "unrendered path name"
 
 
-def test_python_compiles_and_passes_ruff(baked, tools) -> None:
+def test_python_compiles_and_passes_ruff_check_and_format(baked, tools) -> None:
     _, project = baked
     sources = sorted(project.rglob("*.py"))
     assert sources
@@ -65,6 +65,9 @@ def test_python_compiles_and_passes_ruff(baked, tools) -> None:
         compile(source.read_text(encoding="utf-8"), str(source), "exec")
     lint = run_in(project, str(tools.ruff), "check", "--no-cache", ".")
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    # The generated pre-commit hooks and `make lint` run ruff format: a fresh bake must already be formatted.
+    formatted = run_in(project, str(tools.ruff), "format", "--check", "--no-cache", ".")
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
 
 
 @pytest.mark.parametrize("compose_file", ["docker-compose.infra.yml", "docker-compose.app.yml"])

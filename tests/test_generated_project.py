@@ -3,14 +3,14 @@ environment points at (by default the services on 127.0.0.1 named in the generat
 
 The defaults are baked and installed with their own `make install` and `make test` (slow fault tests
 included). Every other bake of the template suite (tests/bake_variants.py) then runs its suite with that
-virtual environment (the pinned requirements of every bake are a subset of the defaults'): once per distinct
-generated code, since two bakes whose src/, tests/ and pyproject.toml are byte for byte the same run the same
-suite. The runs go three at a time; each mostly waits on real services, not on the CPU."""
+virtual environment when its lock is a subset of the defaults' (no_flower, pbkdf2...), or else in a .venv of
+its own installed from its lock with uv (bcrypt): once per distinct generated code, since two bakes whose
+src/, tests/ and pyproject.toml are byte for byte the same run the same suite. The runs go three at a time;
+each mostly waits on real services, not on the CPU."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -19,26 +19,13 @@ from pathlib import Path
 
 import pytest
 from bake_variants import VARIANTS
+from project_runs import TEST_TIMEOUT_SECONDS, project_env, tail
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent
-# Installing the pinned dependencies and running a suite against real services takes minutes, not seconds.
-INSTALL_TIMEOUT_SECONDS = 1800
-TEST_TIMEOUT_SECONDS = 1800
 CONCURRENT_SUITES = 3
 # The other bakes whose fault tests (marked slow, about a minute) run too: custom kinds and topics change what
 # they publish and subscribe to.
 SLOW_TESTS_ALSO_FOR = {"acme_fleet"}
 WALKTHROUGH = Path(__file__).parent / "walkthrough" / "new_user.py"
-
-
-def project_env() -> dict[str, str]:
-    """The caller's environment (so POSTGRES_HOST etc. can point elsewhere), minus this suite's own venv."""
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env.pop("PYTEST_ADDOPTS", None)
-    # Reuse one wheel cache across bakes and runs instead of downloading the dependencies every time.
-    env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
-    return env
 
 
 def run(argv: list[str], project: Path, timeout: int) -> subprocess.CompletedProcess[str]:
@@ -47,32 +34,11 @@ def run(argv: list[str], project: Path, timeout: int) -> subprocess.CompletedPro
     )
 
 
-def tail(result: subprocess.CompletedProcess[str], chars: int = 6000) -> str:
-    return f"--- stdout ---\n{result.stdout[-chars:]}\n--- stderr ---\n{result.stderr[-chars:]}"
-
-
 def assert_suite_passed(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, tail(result)
     passed = re.search(r"\b(\d+) passed\b", result.stdout)
     assert passed and int(passed.group(1)) > 0, tail(result)
     assert not re.search(r"\b\d+ (failed|errors?)\b", result.stdout), tail(result)
-
-
-@pytest.fixture(scope="session")
-def installed_project(tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path) -> Path:
-    """The defaults, baked and installed once (`make install`) for every test that runs a project."""
-    from cookiecutter.main import cookiecutter
-
-    out = tmp_path_factory.mktemp("installed")
-    project = Path(
-        cookiecutter(
-            str(TEMPLATE_DIR), no_input=True, output_dir=str(out), config_file=str(cookiecutter_config)
-        )
-    )
-    install = run(["make", "install"], project, INSTALL_TIMEOUT_SECONDS)
-    assert install.returncode == 0, tail(install)
-    assert (project / ".venv/bin/pytest").exists()
-    return project
 
 
 def test_generated_project_installs_and_passes_its_own_suite(installed_project: Path) -> None:
@@ -90,10 +56,20 @@ def code_fingerprint(project: Path) -> str:
     return digest.hexdigest()
 
 
+def locked(project: Path) -> set[str]:
+    """The requirement lines (name==version and markers) of a bake's dev lock."""
+    return {
+        line.rstrip(" \\")
+        for line in (project / "requirements-dev.txt").read_text().splitlines()
+        if line[:1].isalnum()
+    }
+
+
 @pytest.fixture(scope="session")
-def variant_suites(installed_project: Path, bake_project) -> Callable[[str], tuple[str, Future]]:
+def variant_suites(
+    installed_project: Path, bake_project, install_with_uv
+) -> Callable[[str], tuple[str, Future]]:
     """variant -> (the variant whose run stands for it, that run's future). All runs start on first use."""
-    venv_python = installed_project / ".venv/bin/python"
     baked = {name: bake_project(answers) for name, answers in VARIANTS.items() if name != "defaults"}
     first_with: dict[str, str] = {code_fingerprint(installed_project): "defaults"}
     runs: dict[str, Future] = {}
@@ -101,8 +77,13 @@ def variant_suites(installed_project: Path, bake_project) -> Callable[[str], tup
     for name, project in baked.items():
         owner = first_with.setdefault(code_fingerprint(project), name)
         if owner == name:
+            venv = installed_project / ".venv"
+            if not locked(project) <= locked(installed_project):
+                # It locks a package the defaults do not (bcrypt): its own .venv, from its own lock.
+                project = baked[name] = install_with_uv(VARIANTS[name])
+                venv = project / ".venv"
             markers = [] if name in SLOW_TESTS_ALSO_FOR else ["-m", "not slow"]
-            argv = [str(venv_python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *markers]
+            argv = [str(venv / "bin/python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", *markers]
             runs[name] = pool.submit(run, argv, project, TEST_TIMEOUT_SECONDS)
     pool.shutdown(wait=False)
     return lambda variant: (first_with[code_fingerprint(baked[variant])], runs)

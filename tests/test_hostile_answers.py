@@ -76,6 +76,8 @@ def test_python_files_compile_pass_ruff_and_hold_the_answers(project: Path, tool
         compile(path.read_text(encoding="utf-8"), str(path), "exec")
     lint = run_in(project, str(tools.ruff), "check", "--no-cache", ".")
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    formatted = run_in(project, str(tools.ruff), "format", "--check", "--no-cache", ".")
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     settings = project / "src/config/settings.py"
     constants = module_constants(settings)
     assert constants["PROJECT_NAME"] == NAME.strip()

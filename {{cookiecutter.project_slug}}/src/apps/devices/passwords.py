@@ -10,8 +10,8 @@ source the EMQX authentication config is derived from, so Django and the broker 
 import hashlib
 import hmac
 import secrets
+from types import ModuleType
 
-import bcrypt
 from django.core.exceptions import ValidationError
 
 from apps.devices import password_scheme as scheme
@@ -54,21 +54,11 @@ def pbkdf2_digest(password: str, salt: str, mac: str, iterations: int, dk_length
     ).hex()
 
 
-def bcrypt_hash(password: str, rounds: int) -> str:
-    encoded = password.encode("utf-8")
-    if len(encoded) > BCRYPT_MAX_BYTES:
-        raise ValueError(f"bcrypt accepts at most {BCRYPT_MAX_BYTES} bytes of password.")
-    return bcrypt.hashpw(encoded, bcrypt.gensalt(rounds=rounds)).decode("ascii")
+def _bcrypt() -> ModuleType:
+    """The bcrypt support, imported on first use: only projects generated for bcrypt have it (and bcrypt)."""
+    from apps.devices import bcrypt_passwords
 
-
-def bcrypt_check(password: str, password_hash: str) -> bool:
-    encoded = password.encode("utf-8")
-    if len(encoded) > BCRYPT_MAX_BYTES or not password_hash.startswith("$2"):
-        return False
-    try:
-        return bcrypt.checkpw(encoded, password_hash.encode("ascii"))
-    except ValueError:  # a malformed stored hash is a failed check, not a crash
-        return False
+    return bcrypt_passwords
 
 
 def new_salt() -> str:
@@ -87,7 +77,7 @@ def _configured_digest(raw: str, salt: str) -> str:
 def hash_password(raw: str) -> tuple[str, str]:
     """Hash a device password with the configured scheme; returns (password_hash, salt)."""
     if scheme.ALGORITHM == "bcrypt":
-        return bcrypt_hash(raw, scheme.BCRYPT_ROUNDS), ""
+        return _bcrypt().bcrypt_hash(raw, scheme.BCRYPT_ROUNDS), ""
     salt = new_salt()
     return _configured_digest(raw, salt), salt
 
@@ -97,7 +87,7 @@ def verify_password(raw: str, password_hash: str, salt: str) -> bool:
     if not password_hash:
         return False
     if scheme.ALGORITHM == "bcrypt":
-        return bcrypt_check(raw, password_hash)
+        return _bcrypt().bcrypt_check(raw, password_hash)
     expected = _configured_digest(raw, salt or "")
     # EMQX compares hex case-insensitively.
     return hmac.compare_digest(expected.encode("ascii"), password_hash.lower().encode("ascii", "replace"))
