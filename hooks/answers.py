@@ -146,6 +146,12 @@ class Answers:
         return self.project_slug.replace("_", "-")
 
     @property
+    def kubernetes_name(self) -> str:
+        """The prefix of the Kubernetes objects' names: the Docker name, cut so that the longest name built on
+        it (a StatefulSet's, whose pods' revision label must stay within 63 characters) is valid."""
+        return self.docker_name[:30].strip("-")
+
+    @property
     def infra_project(self) -> str:
         return f"{self.docker_name}-infra"
 

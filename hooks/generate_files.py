@@ -10,6 +10,7 @@ from answers import Answers
 from derive_acl import acl_conf
 from derive_compose import app_compose, infra_compose
 from derive_haproxy import haproxy_cfg
+from derive_kubernetes import kubernetes_files
 from derive_python_modules import password_scheme_source, topology_source
 from emqx_cluster import HAPROXY_CONFIG, is_cluster
 
@@ -42,5 +43,11 @@ def write_derived_files(project: Path, answers: Answers) -> None:
     _write(project / "compose/emqx/acl.conf", acl_conf(answers))
     if is_cluster(answers):
         _write(project / HAPROXY_CONFIG, haproxy_cfg(answers))
+    copied = {
+        "emqx_entrypoint": (project / "compose/emqx/entrypoint.sh").read_text(encoding="utf-8"),
+        "redis_conf": (project / "compose/redis/redis.conf").read_text(encoding="utf-8"),
+    }
+    for path, content in kubernetes_files(answers, **copied).items():
+        _write(project / path, content if isinstance(content, str) else generated_yaml(content))
     _write(project / "src/apps/mqtt_service/topology.py", topology_source(answers))
     _write(project / "src/apps/devices/password_scheme.py", password_scheme_source(answers))

