@@ -309,9 +309,9 @@ def test_the_broker_users_emqx_creates_are_the_users_the_acl_grants(baked, tools
     )
     (project / ".env.renamed").unlink()
     assert result.returncode == 0, result.stderr
-    emqx = json.loads(result.stdout)["services"]["emqx"]["environment"]
-    assert emqx["MQTT_HANDLER_USERNAME"] == want["mqtt_handler_username"]
-    assert emqx["MQTT_PUBLISHER_USERNAME"] == want["mqtt_publisher_username"]
+    for node in emqx_nodes(json.loads(result.stdout)["services"]).values():
+        assert node["environment"]["MQTT_HANDLER_USERNAME"] == want["mqtt_handler_username"]
+        assert node["environment"]["MQTT_PUBLISHER_USERNAME"] == want["mqtt_publisher_username"]
     granted = {
         rule[1][1]
         for rule in consult(project / "compose/emqx/acl.conf")
