@@ -52,18 +52,23 @@ upgrade: venv ## Re-lock every requirements*.in with the newest versions their p
 lint: venv ## Run this repository's pre-commit checks on every file git tracks
 	$(VENV)/bin/pre-commit run --all-files
 
-# erl parses the generated acl.conf exactly as EMQX does; mosquitto and redis-server are started by tests that
-# need a broker or Redis of their own. PostgreSQL, Redis and an MQTT broker must also be running (see README).
+# erl parses the generated acl.conf exactly as EMQX does and haproxy checks the generated load balancer config
+# (`haproxy -c`); both are installed from Debian's packages when missing and running as root. mosquitto and
+# redis-server are started by tests that need a broker or Redis of their own. PostgreSQL, Redis and an MQTT
+# broker must also be running (see README).
 check_tools: ## Check (and where possible install) the system programs the suite needs
-	@if ! command -v erl >/dev/null 2>&1; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "erl not found: installing erlang-base"; \
-			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends erlang-base; \
-		else \
-			echo "erl (Erlang) is required to check acl.conf: install it, e.g. sudo apt-get install erlang-base" >&2; \
-			exit 1; \
+	@for pair in erl:erlang-base haproxy:haproxy; do \
+		program=$${pair%%:*}; package=$${pair#*:}; \
+		if ! command -v $$program >/dev/null 2>&1 && [ ! -x /usr/sbin/$$program ]; then \
+			if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+				echo "$$program not found: installing $$package"; \
+				apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$package || exit 1; \
+			else \
+				echo "$$program is required by the test suite: install it, e.g. sudo apt-get install $$package" >&2; \
+				exit 1; \
+			fi; \
 		fi; \
-	fi
+	done
 	@for program in mosquitto redis-server; do \
 		if ! command -v $$program >/dev/null 2>&1 && [ ! -x /usr/sbin/$$program ]; then \
 			echo "$$program is required by the test suite: install it, e.g. sudo apt-get install mosquitto redis-server" >&2; \

@@ -34,6 +34,9 @@ SHA256_SALT_POSITION = "suffix"
 
 QOS_RANGE = range(0, 3)
 REPLICA_RANGE = range(1, 33)
+# One broker, or a cluster with an odd number of nodes, so that one side of a network split always has a
+# majority and the cluster heals on its own.
+EMQX_NODE_COUNTS = (1, 3, 5)
 MAX_TOPIC_LEVEL_LENGTH = 64
 
 # Top-level import names of the generated project and its dependencies: a slug equal to one would shadow it.
@@ -131,6 +134,7 @@ class Answers:
     use_flower: bool
     expose_infra_ports: bool
     images: Images
+    emqx_nodes: int
     handler_username: str
     publisher_username: str
     root_username: str = ROOT_USERNAME
@@ -140,6 +144,12 @@ class Answers:
         """The slug as Docker names are usually written (`iot-backend`): prefix of the compose projects,
         containers and network, so two generated projects never share one on a Docker host."""
         return self.project_slug.replace("_", "-")
+
+    @property
+    def kubernetes_name(self) -> str:
+        """The prefix of the Kubernetes objects' names: the Docker name, cut so that the longest name built on
+        it (a StatefulSet's, whose pods' revision label must stay within 63 characters) is valid."""
+        return self.docker_name[:30].strip("-")
 
     @property
     def infra_project(self) -> str:
@@ -180,19 +190,31 @@ def _nonempty(context: dict[str, Any], name: str) -> str:
     return value
 
 
-def _bounded_int(context: dict[str, Any], name: str, allowed: range) -> int:
+def _integer(context: dict[str, Any], name: str, what: str) -> int:
+    """An integer answer: a JSON number or its digits typed at the prompt (never a boolean)."""
     raw = context.get(name)
-    what = f"an integer from {allowed.start} to {allowed.stop - 1}"
     if isinstance(raw, bool):
         raise AnswerError(name, raw, what)
     if isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
-        value = int(raw)
-    else:
-        raise AnswerError(name, raw, what)
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"\s*-?\d+\s*", raw):
+        return int(raw)
+    raise AnswerError(name, raw, what)
+
+
+def _bounded_int(context: dict[str, Any], name: str, allowed: range) -> int:
+    what = f"an integer from {allowed.start} to {allowed.stop - 1}"
+    value = _integer(context, name, what)
     if value not in allowed:
-        raise AnswerError(name, raw, what)
+        raise AnswerError(name, context.get(name), what)
+    return value
+
+
+def _emqx_nodes(context: dict[str, Any]) -> int:
+    what = "1 (a single broker), or 3 or 5 for a cluster (an odd number of nodes lets a network split heal)"
+    value = _integer(context, "emqx_nodes", what)
+    if value not in EMQX_NODE_COUNTS:
+        raise AnswerError("emqx_nodes", context.get("emqx_nodes"), what)
     return value
 
 
@@ -353,4 +375,5 @@ def build_answers(context: dict[str, Any]) -> Answers:
         images=_images(context),
         handler_username=handler_username,
         publisher_username=publisher_username,
+        emqx_nodes=_emqx_nodes(context),
     )

@@ -13,13 +13,33 @@ from __future__ import annotations
 from typing import Any
 
 import derive_emqx
+import emqx_node
 from answers import Answers
-from derive_emqx import EnvReference
+from backend_services import (
+    APP_SCRIPTS,
+    EMQX_DASHBOARD_PORT,
+    MQTT_PORT,
+    MQTT_STOP_GRACE_SECONDS,
+    backend_environment,
+)
+from emqx_cluster import (
+    HAPROXY_CONFIG,
+    HAPROXY_CONFIG_IN_IMAGE,
+    HAPROXY_IMAGE,
+    HAPROXY_MONITOR_PORT,
+    HAPROXY_MONITOR_URI,
+    HAPROXY_OPEN_FILES,
+    LOAD_BALANCER_SERVICE,
+    MQTT_HOST_PORT,
+    ComposeNode,
+    broker_host,
+    compose_nodes,
+    is_cluster,
+)
+from emqx_node import EnvRef
 
 # Inside the infra project's network the services are reached by these names.
 NETWORK = "shared"
-EMQX_ENTRYPOINT = "/opt/emqx/compose-entrypoint.sh"
-APP_ROOT = "/app/compose/django"
 
 
 def _required(name: str) -> str:
@@ -75,54 +95,73 @@ def _redis(answers: Answers) -> dict[str, Any]:
     return service
 
 
-def _emqx_environment(answers: Answers) -> dict[str, str]:
-    postgres = {
-        "database": EnvReference("${POSTGRES_DB}"),
-        "username": EnvReference("${POSTGRES_USER}"),
-        "password": EnvReference(_required("POSTGRES_PASSWORD")),
-    }
-    chain = derive_emqx.authentication_chain(answers, postgres)
-    return {
-        "EMQX_NODE__NAME": "emqx@node1.emqx.local",
-        "EMQX_NODE__COOKIE": _required("EMQX_NODE_COOKIE"),
-        "EMQX_DASHBOARD__DEFAULT_USERNAME": f"${{MQTT_ROOT_USERNAME:-{answers.root_username}}}",
-        "EMQX_DASHBOARD__DEFAULT_PASSWORD": _required("MQTT_ROOT_PASSWORD"),
-        "EMQX_AUTHENTICATION": derive_emqx.to_hocon(chain, dollar="$$"),
-        "EMQX_AUTHORIZATION": derive_emqx.to_hocon(derive_emqx.authorization(), dollar="$$"),
-        "EMQX_LISTENERS__TCP__DEFAULT__ENABLE_AUTHN": "quick_deny_anonymous",
-        "EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY": "hash_clientid",
-        "EMQX_MQTT__MAX_MQUEUE_LEN": str(derive_emqx.MAX_MQUEUE_LEN),
-        "EMQX_MQTT__MAX_INFLIGHT": str(derive_emqx.MAX_INFLIGHT),
-        # Read by compose/emqx/entrypoint.sh to write the built-in database's bootstrap users.
-        "EMQX_BOOTSTRAP_USERS_FILE": derive_emqx.BOOTSTRAP_USERS_FILE,
-        "MQTT_ROOT_USERNAME": f"${{MQTT_ROOT_USERNAME:-{answers.root_username}}}",
-        "MQTT_ROOT_PASSWORD": _required("MQTT_ROOT_PASSWORD"),
-        # Fixed by the answers, not .env: acl.conf grants exactly these names.
-        "MQTT_HANDLER_USERNAME": answers.handler_username,
-        "MQTT_HANDLER_PASSWORD": _required("MQTT_HANDLER_PASSWORD"),
-        "MQTT_PUBLISHER_USERNAME": answers.publisher_username,
-        "MQTT_PUBLISHER_PASSWORD": _required("MQTT_PUBLISHER_PASSWORD"),
-    }
+def _compose_reference(ref: EnvRef) -> str:
+    """A .env value as compose interpolates it: required (a secret), or with its default."""
+    if ref.default is None:
+        return _required(ref.name)
+    return "${" + ref.name + ":-" + ref.default + "}"
 
 
-def _emqx(answers: Answers) -> dict[str, Any]:
-    return {
+def _emqx_environment(answers: Answers, node: ComposeNode, nodes: list[ComposeNode]) -> dict[str, str]:
+    environment = {"EMQX_NODE__NAME": node.node_name}
+    if len(nodes) > 1:
+        seeds = derive_emqx.to_hocon([peer.node_name for peer in nodes], dollar="$$")
+        environment["EMQX_CLUSTER__DISCOVERY_STRATEGY"] = "static"
+        environment["EMQX_CLUSTER__STATIC__SEEDS"] = seeds
+    shared = emqx_node.node_environment(answers, _compose_reference, dollar="$$")
+    for name, value in shared.items():
+        environment[name] = _compose_reference(value) if isinstance(value, EnvRef) else value
+    return environment
+
+
+def _emqx_node(answers: Answers, node: ComposeNode, nodes: list[ComposeNode]) -> dict[str, Any]:
+    service: dict[str, Any] = {
         "image": f"emqx/emqx:{answers.images.emqx}",
         "restart": "unless-stopped",
         # A stable node name keeps the data volume valid across restarts (it is keyed on the name).
-        "hostname": "node1.emqx.local",
-        "entrypoint": ["/bin/sh", EMQX_ENTRYPOINT],
-        "command": ["/opt/emqx/bin/emqx", "foreground"],
-        "environment": _emqx_environment(answers),
-        "ports": ["${MQTT_BROKER_PORT:-1883}:1883", "${EMQX_DASHBOARD_PORT:-18083}:18083"],
+        "hostname": node.hostname,
+        "entrypoint": ["/bin/sh", emqx_node.ENTRYPOINT],
+        "command": list(emqx_node.COMMAND),
+        "environment": _emqx_environment(answers, node, nodes),
+        "ports": [f"{node.dashboard_host_port}:{EMQX_DASHBOARD_PORT}"],
         "volumes": [
-            "emqx_data:/opt/emqx/data",
-            "emqx_log:/opt/emqx/log",
+            f"{node.data_volume}:{emqx_node.DATA_DIR}",
+            f"{node.log_volume}:{emqx_node.LOG_DIR}",
             "./compose/emqx/acl.conf:/opt/emqx/etc/acl.conf:ro",
-            f"./compose/emqx/entrypoint.sh:{EMQX_ENTRYPOINT}:ro",
+            f"./compose/emqx/entrypoint.sh:{emqx_node.ENTRYPOINT}:ro",
         ],
         "healthcheck": _healthcheck(["CMD", "/opt/emqx/bin/emqx", "ctl", "status"], start_period="30s"),
         "depends_on": {"postgres": {"condition": "service_healthy"}},
+        "networks": [NETWORK],
+    }
+    if len(nodes) == 1:
+        service["ports"].insert(0, f"{MQTT_HOST_PORT}:{MQTT_PORT}")
+    else:
+        # Peers reach a node by its node name's host part, so that name must resolve in the network.
+        service["networks"] = {NETWORK: {"aliases": [node.hostname]}}
+    return service
+
+
+def _emqx_load_balancer(nodes: list[ComposeNode]) -> dict[str, Any]:
+    monitor = f"/dev/tcp/127.0.0.1/{HAPROXY_MONITOR_PORT}"
+    return {
+        "image": HAPROXY_IMAGE,
+        "restart": "unless-stopped",
+        "ports": [f"{MQTT_HOST_PORT}:{MQTT_PORT}"],
+        "volumes": [f"./{HAPROXY_CONFIG}:{HAPROXY_CONFIG_IN_IMAGE}:ro"],
+        # Healthy while at least one EMQX node passes HAProxy's own check (its monitor URI answers 200).
+        "healthcheck": _healthcheck(
+            [
+                "CMD",
+                "bash",
+                "-c",
+                f"exec 3<>{monitor} && printf 'GET {HAPROXY_MONITOR_URI} HTTP/1.0\\r\\n\\r\\n' >&3 "
+                "&& head -n 1 <&3 | grep -q ' 200 '",
+            ]
+        ),
+        # Started once the nodes exist; it follows their health itself, so one node down does not hold it.
+        "depends_on": {node.service: {"condition": "service_started"} for node in nodes},
+        "ulimits": {"nofile": {"soft": HAPROXY_OPEN_FILES, "hard": HAPROXY_OPEN_FILES}},
         "networks": [NETWORK],
     }
 
@@ -134,33 +173,33 @@ def _named(answers: Answers, services: dict[str, dict[str, Any]]) -> dict[str, d
 
 
 def infra_compose(answers: Answers) -> dict[str, Any]:
-    services = {"postgres": _postgres(answers), "redis": _redis(answers), "emqx": _emqx(answers)}
+    nodes = compose_nodes(answers)
+    services: dict[str, Any] = {"postgres": _postgres(answers), "redis": _redis(answers)}
+    services.update({node.service: _emqx_node(answers, node, nodes) for node in nodes})
+    if is_cluster(answers):
+        services[LOAD_BALANCER_SERVICE] = _emqx_load_balancer(nodes)
+    volumes: dict[str, Any] = {"postgres_data": {}, "redis_data": {}}
+    for node in nodes:
+        volumes.update({node.data_volume: {}, node.log_volume: {}})
     return {
         "name": answers.infra_project,
         "services": _named(answers, services),
-        "volumes": {"postgres_data": {}, "redis_data": {}, "emqx_data": {}, "emqx_log": {}},
+        "volumes": volumes,
         "networks": {NETWORK: {"name": answers.network, "driver": "bridge"}},
     }
 
 
 def _app_service(answers: Answers, script: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     """One container of the app image; every call builds fresh dicts so YAML has no anchors."""
-    environment = {
-        # Inside the network the infra services are reached by name on their container ports.
-        "POSTGRES_HOST": "postgres",
-        "POSTGRES_PORT": "5432",
-        "REDIS_HOST": "redis",
-        "REDIS_PORT": "6379",
-        "MQTT_BROKER_HOST": "emqx",
-        "MQTT_BROKER_PORT": "1883",
-    }
+    # Inside the network the infra services are reached by name on their container ports.
+    environment = backend_environment(broker_host(answers))
     environment.update(extra_env or {})
     return {
         "build": {"context": ".", "dockerfile": "compose/django/Dockerfile"},
         "image": f"{answers.project_slug}-app:latest",
         "env_file": [".env"],
         "environment": environment,
-        "command": [f"{APP_ROOT}/{script}"],
+        "command": [f"{APP_SCRIPTS}/{script}"],
         "restart": "unless-stopped",
         "networks": [NETWORK],
     }
@@ -179,7 +218,7 @@ def _mqtt_replicas(answers: Answers, role: str, count: int) -> dict[str, dict[st
             answers, f"start-mqtt-{role}.sh", {"MQTT_CLIENT_ID": f"{answers.project_slug}-{name}"}
         )
         # Time to finish in-flight messages after SIGTERM before compose kills the replica.
-        service["stop_grace_period"] = "30s"
+        service["stop_grace_period"] = f"{MQTT_STOP_GRACE_SECONDS}s"
         services[name] = _after_django(service)
     return services
 

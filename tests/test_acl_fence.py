@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from bake_variants import VARIANTS, compose_config, module_constants
+from bake_variants import VARIANTS, compose_config, emqx_nodes, module_constants
 from emqx_authz_model import Client, Request, authorize, consult
 from pyhocon import ConfigFactory
 
@@ -47,7 +47,9 @@ def fence(baked):
 
 
 def _emqx_environment(tools, project: Path) -> dict[str, str]:
-    return compose_config(tools, project, "docker-compose.infra.yml")["services"]["emqx"]["environment"]
+    # Every node of a cluster has the same authorization (tests/test_bake.py checks it): the first one.
+    nodes = emqx_nodes(compose_config(tools, project, "docker-compose.infra.yml")["services"])
+    return next(iter(nodes.values()))["environment"]
 
 
 def test_broker_denies_what_no_rule_allows_and_refuses_anonymous_clients(baked, tools):

@@ -30,6 +30,7 @@ def test_defaults_give_the_documented_model() -> None:
     assert answers.device_message_kinds == ("status", "event")
     assert (answers.ingest_qos, answers.command_qos) == (1, 1)
     assert (answers.mqtt_handler_replicas, answers.mqtt_publisher_replicas) == (1, 1)
+    assert answers.emqx_nodes == 1
     assert answers.password_hash.algorithm == "sha256"
     assert answers.password_hash.salt_position == "suffix"
     assert (answers.password_hash.pbkdf2_mac, answers.password_hash.pbkdf2_iterations) == ("sha256", 10000)
@@ -45,6 +46,8 @@ def test_defaults_give_the_documented_model() -> None:
         ({"ingest_qos": "0"}, "ingest_qos", 0),
         ({"command_qos": 2}, "command_qos", 2),
         ({"mqtt_handler_replicas": "32"}, "mqtt_handler_replicas", 32),
+        ({"emqx_nodes": "5"}, "emqx_nodes", 5),
+        ({"emqx_nodes": 3}, "emqx_nodes", 3),
         ({"device_message_kinds": " a , b "}, "device_message_kinds", ("a", "b")),
         ({"use_flower": "no"}, "use_flower", False),
         ({"expose_infra_ports": "yes"}, "expose_infra_ports", True),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bake_variants import VARIANTS, compose_config, expected, module_constants, read_env, run_in
+from bake_variants import VARIANTS, compose_config, emqx_nodes, expected, module_constants, read_env, run_in
 from emqx_authz_model import Atom, consult
 from pyhocon import ConfigFactory
 
@@ -88,7 +88,13 @@ def test_acl_parses_with_erlang(baked, tools) -> None:
 def test_emqx_config_parses_as_hocon_and_follows_the_answers(baked, tools) -> None:
     variant, project = baked
     want = expected(variant)
-    emqx = compose_config(tools, project, "docker-compose.infra.yml")["services"]["emqx"]["environment"]
+    nodes = emqx_nodes(compose_config(tools, project, "docker-compose.infra.yml")["services"])
+    assert len(nodes) == want["emqx_nodes"]
+    first, *others = (node["environment"] for node in nodes.values())
+    # Every node of a cluster runs with the same auth chain, ACL and sizing: only its own name differs.
+    for other in others:
+        assert {**other, "EMQX_NODE__NAME": ""} == {**first, "EMQX_NODE__NAME": ""}
+    emqx = first
     env = read_env(project / ".env")
     # Compose's output keeps a literal $ escaped as $$; EMQX receives a single $.
     auth = ConfigFactory.parse_string("chain = " + emqx["EMQX_AUTHENTICATION"].replace("$$", "$"))["chain"]
@@ -163,10 +169,12 @@ def test_replica_services_match_the_answers(baked, tools) -> None:
     )
     assert expected_services <= set(services)
     assert ("flower" in services) == want["use_flower"]
+    # A cluster is reached through its load balancer, a single node directly.
+    broker = "emqx-lb" if want["emqx_nodes"] > 1 else "emqx"
     for name, service in services.items():
         assert service["environment"]["POSTGRES_HOST"] == "postgres"
         assert service["environment"]["REDIS_HOST"] == "redis"
-        assert service["environment"]["MQTT_BROKER_HOST"] == "emqx"
+        assert service["environment"]["MQTT_BROKER_HOST"] == broker
         assert service["container_name"] == f"{docker_name(slug)}-{name}"
         assert list(service["networks"]) == ["shared"]
     assert "/health/" in " ".join(services["django-app"]["healthcheck"]["test"])
@@ -185,9 +193,18 @@ def test_infra_ports_follow_the_answer(baked, tools) -> None:
             ]
         else:
             assert published == []
-    assert {int(p["published"]) for p in services["emqx"]["ports"]} == {1883, 18083}
-    for name in ("postgres", "redis", "emqx"):
-        assert services[name]["healthcheck"]["test"], name
+    # MQTT on 1883 (the node, or the load balancer of a cluster); one dashboard port per node.
+    mqtt_service = "emqx-lb" if want["emqx_nodes"] > 1 else "emqx"
+    assert 1883 in {int(p["published"]) for p in services[mqtt_service]["ports"]}
+    dashboards = sorted(
+        int(p["published"])
+        for node in emqx_nodes(services).values()
+        for p in node["ports"]
+        if p["target"] == 18083
+    )
+    assert dashboards == list(range(18083, 18083 + want["emqx_nodes"]))
+    for name, service in services.items():
+        assert service["healthcheck"]["test"], name
 
 
 def docker_name(slug: str) -> str:
@@ -206,8 +223,14 @@ def test_docker_wide_names_carry_the_project_slug(baked, tools) -> None:
     for service_name, service in {**infra["services"], **app["services"]}.items():
         assert service["container_name"] == f"{prefix}-{service_name}"
     # compose-go resolves named volumes to <project>_<volume>: the project name keeps them apart.
+    nodes = expected(variant)["emqx_nodes"]
+    emqx_volumes = (
+        [f"emqx_{kind}_{index}" for index in range(1, nodes + 1) for kind in ("data", "log")]
+        if nodes > 1
+        else ["emqx_data", "emqx_log"]
+    )
     assert {volume["name"] for volume in infra["volumes"].values()} == {
-        f"{prefix}-infra_{name}" for name in ("postgres_data", "redis_data", "emqx_data", "emqx_log")
+        f"{prefix}-infra_{name}" for name in ("postgres_data", "redis_data", *emqx_volumes)
     }
 
 
@@ -223,9 +246,9 @@ def test_host_ports_come_from_env_with_the_usual_defaults(baked) -> None:
     ]
     assert published, "django, emqx publish ports"
     for port in published:
-        assert re.fullmatch(r"(127\.0\.0\.1:)?\$\{[A-Z_]+_PORT:-\d+\}:\d+", port), port
+        assert re.fullmatch(r"(127\.0\.0\.1:)?\$\{[A-Z0-9_]+_PORT:-\d+\}:\d+", port), port
     example = read_env(project / ".env.example")
-    for name in re.findall(r"\$\{([A-Z_]+_PORT):-", " ".join(published)):
+    for name in re.findall(r"\$\{([A-Z0-9_]+_PORT):-", " ".join(published)):
         assert name in example, f"{name} is published from .env but not listed in .env.example"
 
 
@@ -289,9 +312,9 @@ def test_the_broker_users_emqx_creates_are_the_users_the_acl_grants(baked, tools
     )
     (project / ".env.renamed").unlink()
     assert result.returncode == 0, result.stderr
-    emqx = json.loads(result.stdout)["services"]["emqx"]["environment"]
-    assert emqx["MQTT_HANDLER_USERNAME"] == want["mqtt_handler_username"]
-    assert emqx["MQTT_PUBLISHER_USERNAME"] == want["mqtt_publisher_username"]
+    for node in emqx_nodes(json.loads(result.stdout)["services"]).values():
+        assert node["environment"]["MQTT_HANDLER_USERNAME"] == want["mqtt_handler_username"]
+        assert node["environment"]["MQTT_PUBLISHER_USERNAME"] == want["mqtt_publisher_username"]
     granted = {
         rule[1][1]
         for rule in consult(project / "compose/emqx/acl.conf")

@@ -157,12 +157,19 @@ def test_cruft_update_applies_a_newer_template_to_an_untouched_project(
     assert "A line the newer template adds." in (cruft_project / "README.md").read_text()
     infra = yaml.safe_load((cruft_project / "docker-compose.infra.yml").read_text())
     assert infra["services"]["emqx"]["environment"]["EMQX_MQTT__MAX_MQUEUE_LEN"] == "20000"
+    emqx_manifest = (cruft_project / "deploy/kubernetes/base/emqx.yaml").read_text()
+    assert "value: '20000'" in emqx_manifest, "the Kubernetes EMQX nodes follow the same derivation"
     assert json.loads((cruft_project / ".cruft.json").read_text())["commit"] == newer
     assert (cruft_project / ".env").read_bytes() == env_before, ".env must never be touched"
     assert not list(cruft_project.rglob("*.rej")), "the update did not apply cleanly"
     # cruft applies the update with `git apply -3`, which stages it.
     changed = set(git(cruft_project, env, "diff", "HEAD", "--name-only").split())
-    assert changed == {"README.md", "docker-compose.infra.yml", ".cruft.json"}
+    assert changed == {
+        "README.md",
+        "docker-compose.infra.yml",
+        "deploy/kubernetes/base/emqx.yaml",
+        ".cruft.json",
+    }
     run(["cruft", "check"], cruft_project, env)
     assert run(["cruft", "diff", "--exit-code"], cruft_project, env).stdout == ""
 
@@ -176,6 +183,7 @@ def test_changing_an_answer_through_cruft_regenerates_every_derived_file(
         "mqtt_handler_replicas": 2,
         "command_topic_prefix": "down",
         "device_password_hash": "pbkdf2",
+        "emqx_nodes": 3,
     }
     run(
         ["cruft", "update", "--skip-apply-ask", "--variables-to-update", json.dumps(answers)],
@@ -194,7 +202,23 @@ def test_changing_an_answer_through_cruft_regenerates_every_derived_file(
     assert {"from_device/${username}/telemetry", "down/${username}", "down/+"} <= topics
     assert "from_device/${username}/event" not in topics
     infra = yaml.safe_load((cruft_project / "docker-compose.infra.yml").read_text())
-    assert "name = pbkdf2" in infra["services"]["emqx"]["environment"]["EMQX_AUTHENTICATION"]
+    nodes = [f"emqx-{index}" for index in (1, 2, 3)]
+    assert {*nodes, "emqx-lb"} <= set(infra["services"]) and "emqx" not in infra["services"]
+    assert all(
+        "name = pbkdf2" in infra["services"][node]["environment"]["EMQX_AUTHENTICATION"] for node in nodes
+    )
+    assert "server node3 node3.emqx.local:1883" in (cruft_project / "compose/haproxy/haproxy.cfg").read_text()
+    kubernetes = cruft_project / "deploy/kubernetes/base"
+    assert (kubernetes / "emqx/acl.conf").read_bytes() == (
+        cruft_project / "compose/emqx/acl.conf"
+    ).read_bytes()
+    statefulsets = {
+        document["metadata"]["name"]: document["spec"]["replicas"]
+        for name in ("emqx.yaml", "mqtt-handler.yaml")
+        for document in yaml.safe_load_all((kubernetes / name).read_text())
+        if document["kind"] == "StatefulSet"
+    }
+    assert statefulsets == {"iot-backend-emqx": 3, "iot-backend-mqtt-handler": 2}
     assert module_constants(cruft_project / "src/apps/devices/password_scheme.py")["ALGORITHM"] == "pbkdf2"
     app = yaml.safe_load((cruft_project / "docker-compose.app.yml").read_text())
     assert {"mqtt-handler-1", "mqtt-handler-2"} <= set(app["services"])

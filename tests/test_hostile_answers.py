@@ -64,7 +64,8 @@ def test_the_template_tree_keeps_its_own_pyproject_valid_for_tools() -> None:
 
 def test_yaml_and_json_files_load(project: Path, tools) -> None:
     for path in files(project, ".yml", ".yaml"):
-        yaml.safe_load(path.read_text(encoding="utf-8"))
+        # Kubernetes manifests hold one document per object.
+        assert all(document is not None for document in yaml.safe_load_all(path.read_text(encoding="utf-8")))
     for name in ("docker-compose.infra.yml", "docker-compose.app.yml"):
         compose_config(tools, project, name)
     for path in [p for p in project.rglob("*.json") if p.is_file()]:
