@@ -139,7 +139,9 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis whose callers wait for a free Redis connection (a burst of handshakes joining their
+        # groups at once) and whose receive stops when a socket closes; see websocket.channel_layer.
+        "BACKEND": "websocket.channel_layer.WaitingPoolChannelLayer",
         "CONFIG": {
             # The layer waits on Redis with blocking pops of up to 5 s; redis-py 8's default client read
             # timeout is also 5 s and would tear idle sockets down, so the read timeout must be longer.
@@ -149,6 +151,9 @@ CHANNEL_LAYERS = {
             # Messages a socket's channel may hold before group_send silently drops more (default 100).
             # The MQTT handler sends batches, so this covers bursts of tens of thousands of events.
             "capacity": 1000,
+            # Redis connections per process, and the seconds a caller waits for one before its call fails.
+            "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=100),
+            "pool_timeout": env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=10.0),
         },
     }
 }
