@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from apps.devices.models import Device, DeviceEvent
-from apps.mqtt_service.metrics import METRICS_KEY_PREFIX
+from apps.mqtt_service.metrics import metrics_key_prefix
 from apps.mqtt_service.mqtt_publisher import MqttPublisher
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.topics import DEFAULT_SCHEME
@@ -167,7 +168,7 @@ async def test_publisher_command_delivers_and_stops_cleanly_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         assert await finish(proc, log) == 0, "".join(log)
     assert stream_state(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
-    counters = _mirrored_counters(f"publisher:{client_id}")
+    [counters] = _mirrored_counters("publisher", client_id).values()
     assert counters.get("published") == "200"
 
 
@@ -177,9 +178,13 @@ async def test_mqtt_stats_prints_queue_and_replica_counters(
     publisher = MqttPublisher(queue=publish_queue)
     publisher.publish(topic=DEFAULT_SCHEME.command_topic(unique("dev")), payload="waiting")
     client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
-    key = f"{METRICS_KEY_PREFIX}handler:{unique('stats-test')}"
-    client.hset(key, mapping={"received": "7", "failed:not_json": "2"})
+    name = f"handler:{unique('stats-test')}:4242-1700000000000"
+    key = f"{metrics_key_prefix()}{name}"
+    stopped = f"{key[:-1]}1"  # an earlier start that stopped mirroring a minute ago
+    client.hset(key, mapping={"received": "7", "failed:not_json": "2", "updated_at": str(time.time())})
+    client.hset(stopped, mapping={"received": "1", "updated_at": str(time.time() - 60)})
     client.expire(key, 60)
+    client.expire(stopped, 60)
     try:
         env = {"MQTT_PUBLISH_QUEUE": publish_queue.stream}
         async with manage_py("mqtt_stats", "--json", env=env, separate_stderr=True) as proc:
@@ -188,20 +193,77 @@ async def test_mqtt_stats_prints_queue_and_replica_counters(
         async with manage_py("mqtt_stats", env=env, separate_stderr=True) as proc:
             text, _ = await asyncio.wait_for(proc.communicate(), 20)
     finally:
-        client.delete(key)
+        client.delete(key, stopped)
         client.close()
     data = json.loads(out)
     assert data["queue"]["length"] == 1
     assert data["queue"]["dead_letters"] == 0
-    assert data["replicas"][key[len(METRICS_KEY_PREFIX) :]] == {"received": "7", "failed:not_json": "2"}
+    assert data["replicas"][name]["received"] == "7"
+    assert data["replicas"][name]["failed:not_json"] == "2"
     assert b"waiting (stream length): 1" in text
     assert b"failed:not_json: 2" in text
+    lines = text.decode().splitlines()
+    stopped_line = f"{name[:-1]}1 (not updated for 6"  # 60 s, or 61 s on a slow machine
+    assert any(line.startswith(stopped_line) and "process stopped" in line for line in lines), lines
+    assert name in lines  # the live one has no such note
 
 
-def _mirrored_counters(name: str) -> dict[str, str]:
+async def test_a_restarted_handler_starts_its_counters_from_zero() -> None:
+    """Counters belong to one process start: after a restart under the same client id, the new process
+    shows none of the failures of the one before, and does not keep that one's entry alive."""
+    client_id = unique("test-handler-counters")
+    args = (
+        "run_mqtt_handler",
+        "--client-id",
+        client_id,
+        "--shared-group",
+        unique("g"),
+        "--session-expiry",
+        "5",
+    )
+    topic = DEFAULT_SCHEME.device_topic(unique("dev"), DEFAULT_SCHEME.kinds[0])
+    log: list[str] = []
+    async with manage_py(*args) as handler:
+        await wait_for_log(handler, "subscribed to", log)
+        async with device_client() as device:
+            for _ in range(3):
+                await device.publish(topic, b"{not json", qos=1)
+        await wait_for_log(handler, "not_json", log)  # the first one; the others are logged more rarely
+        handler.send_signal(signal.SIGTERM)
+        assert await finish(handler, log) == 0, "".join(log)
+    [(first_key, first)] = _mirrored_counters("handler", client_id).items()
+    assert int(first["failed:not_json"]) >= 1
+    ttl_after_stop = _ttl(first_key)
+
+    log = []
+    async with manage_py(*args) as handler:
+        await wait_for_log(handler, "subscribed to", log)
+        await asyncio.sleep(1.5)  # the new start has mirrored (it does so at once)
+        counters = _mirrored_counters("handler", client_id)
+        [second] = [values for key, values in counters.items() if key != first_key]
+        assert not [name for name in second if name.startswith("failed")], second
+        assert second["pid"] == str(handler.pid)
+        assert counters[first_key]["pid"] != second["pid"]
+        assert _ttl(first_key) <= ttl_after_stop - 1  # expiring, not renewed by the new process
+        handler.send_signal(signal.SIGTERM)
+        assert await finish(handler, log) == 0, "".join(log)
+
+
+def _ttl(key: str) -> int:
     client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
     try:
-        raw = client.hgetall(f"{METRICS_KEY_PREFIX}{name}")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return client.ttl(key)
+    finally:
+        client.close()
+
+
+def _mirrored_counters(role: str, client_id: str) -> dict[str, dict[str, str]]:
+    """Every mirrored entry of one client id (one per process start), by Redis key."""
+    client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
+    try:
+        keys = client.keys(f"{metrics_key_prefix()}{role}:{client_id}:*")
+        return {
+            key.decode(): {k.decode(): v.decode() for k, v in client.hgetall(key).items()} for key in keys
+        }
     finally:
         client.close()

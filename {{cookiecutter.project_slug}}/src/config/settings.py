@@ -161,6 +161,11 @@ CHANNEL_LAYERS = {
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = REDIS_CELERY_RESULTS_URL
+# Every key Celery writes (queues, bindings, unacked messages, results) starts with the project slug: two
+# projects on one Redis would otherwise share the "celery" queue and run each other's tasks.
+REDIS_CELERY_KEY_PREFIX = f"{PROJECT_SLUG}:celery:"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_CELERY_KEY_PREFIX}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_CELERY_KEY_PREFIX}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -196,7 +201,10 @@ MQTT = {
     "client_id": env.str("MQTT_CLIENT_ID", default=""),
     "client_id_prefix": PROJECT_SLUG,
     "hostname": socket.gethostname(),
-    "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default="mqtt:publish_queue"),
+    # Redis keys of the MQTT services start with the project slug, so two projects sharing one Redis never
+    # take each other's commands or counters. Dead letters go to "<publish_queue>:dead_letter".
+    "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default=f"{PROJECT_SLUG}:mqtt:publish_queue"),
+    "metrics_key_prefix": f"{PROJECT_SLUG}:mqtt:metrics:",
 }
 
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
