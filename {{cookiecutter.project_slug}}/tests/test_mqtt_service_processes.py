@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiomqtt
 import pytest
 import redis
 from channels.db import database_sync_to_async
@@ -21,6 +22,7 @@ from apps.mqtt_service.metrics import metrics_key_prefix
 from apps.mqtt_service.mqtt_publisher import MqttPublisher
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.topics import DEFAULT_SCHEME
+from fault_services import Mosquitto, running
 from mqtt_helpers import (  # noqa: F401 - publish_queue is a fixture
     answered_history_kind,
     device_client,
@@ -208,9 +210,15 @@ async def test_mqtt_stats_prints_queue_and_replica_counters(
     assert name in lines  # the live one has no such note
 
 
-async def test_a_restarted_handler_starts_its_counters_from_zero() -> None:
+async def test_a_restarted_handler_starts_its_counters_from_zero(tmp_path: Path) -> None:
     """Counters belong to one process start: after a restart under the same client id, the new process
-    shows none of the failures of the one before, and does not keep that one's entry alive."""
+    shows none of the failures of the one before, and does not keep that one's entry alive. (A broker of
+    this test's own: on the shared one, others' device messages would add failures of their own.)"""
+    async with running(Mosquitto(tmp_path / "broker")) as broker:
+        await _restart_and_compare_counters({"MQTT_BROKER_PORT": str(broker.port)}, broker.port)
+
+
+async def _restart_and_compare_counters(env: dict[str, str], broker_port: int) -> None:
     client_id = unique("test-handler-counters")
     args = (
         "run_mqtt_handler",
@@ -223,9 +231,9 @@ async def test_a_restarted_handler_starts_its_counters_from_zero() -> None:
     )
     topic = DEFAULT_SCHEME.device_topic(unique("dev"), DEFAULT_SCHEME.kinds[0])
     log: list[str] = []
-    async with manage_py(*args) as handler:
+    async with manage_py(*args, env=env) as handler:
         await wait_for_log(handler, "subscribed to", log)
-        async with device_client() as device:
+        async with aiomqtt.Client("127.0.0.1", broker_port, protocol=aiomqtt.ProtocolVersion.V5) as device:
             for _ in range(3):
                 await device.publish(topic, b"{not json", qos=1)
         await wait_for_log(handler, "not_json", log)  # the first one; the others are logged more rarely
@@ -236,7 +244,7 @@ async def test_a_restarted_handler_starts_its_counters_from_zero() -> None:
     ttl_after_stop = _ttl(first_key)
 
     log = []
-    async with manage_py(*args) as handler:
+    async with manage_py(*args, env=env) as handler:
         await wait_for_log(handler, "subscribed to", log)
         await asyncio.sleep(1.5)  # the new start has mirrored (it does so at once)
         counters = _mirrored_counters("handler", client_id)
