@@ -77,6 +77,7 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
         for group in groups:
             if not await _with_retries(self.channel_layer.group_add, group, self.channel_name):
                 logger.warning("WebSocket refused: could not join group %s; the client may retry", group)
+                self.joined_groups.append(group)  # a failed add may still have reached Redis: leave it too
                 await self._leave_groups()
                 return False
             self.joined_groups.append(group)
