@@ -29,8 +29,8 @@ from paho.mqtt.properties import Properties
 
 from apps.mqtt_service import mqtt_internals
 from apps.mqtt_service.connection import Backoff, ClientIdCollisionWatch, client_kwargs
-from apps.mqtt_service.mqtt_internals import BrokerRefusedError
 from apps.mqtt_service.metrics import Metrics
+from apps.mqtt_service.mqtt_internals import BrokerRefusedError
 from apps.mqtt_service.publish_queue import (
     MalformedEntryError,
     PublishQueue,
