@@ -18,7 +18,8 @@ from paho.mqtt.properties import Properties
 from apps.mqtt_service import mqtt_internals
 from apps.mqtt_service.management.commands import _service_runner
 
-REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
+# Where the runtime requirements are declared (requirements.txt is their lock, every package of the tree).
+REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.in"
 
 
 async def test_the_internals_the_services_use_are_in_place():
@@ -32,7 +33,7 @@ async def test_the_internals_the_services_use_are_in_place():
 @pytest.mark.parametrize("package", ["aiomqtt", "paho-mqtt"])
 def test_both_mqtt_libraries_are_pinned_in_the_runtime_requirements(package):
     pins = dict(re.findall(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", REQUIREMENTS.read_text(), re.M))
-    assert package in pins, f"{package} is used directly: pin it in requirements.txt"
+    assert package in pins, f"{package} is used directly: pin it in requirements.in (then make lock)"
     assert pins[package] == importlib.metadata.version(package)
 
 
