@@ -106,7 +106,7 @@ def test_start_django_picks_server_from_debug(project: Path, fake_bin: Path, deb
     assert recorded[1].startswith("python manage.py collectstatic --noinput")
     assert recorded[2].startswith(server), recorded
     if server.startswith("gunicorn"):
-        assert "uvicorn.workers.UvicornWorker" in recorded[2]
+        assert "uvicorn_worker.UvicornWorker" in recorded[2]
         assert "--workers 3" in recorded[2]
 
 

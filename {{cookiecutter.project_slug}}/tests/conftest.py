@@ -4,11 +4,14 @@ Every run gets its own test database and its own channel-layer prefix, so two ru
 (or one CI host) never see each other's data or messages.
 """
 
+import copy
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
@@ -51,6 +54,28 @@ def fresh_channel_layer() -> Iterator[None]:
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def layer_prefix(settings: Any) -> str:
+    """A channel-layer prefix of this test only, so its group keys can be counted exactly."""
+    prefix = f"test:{RUN_ID}:{uuid.uuid4().hex[:8]}:"
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["prefix"] = prefix
+    settings.CHANNEL_LAYERS = layers
+    channel_layers.backends.clear()
+    return prefix
+
+
+def group_members(prefix: str) -> dict[str, int]:
+    """Members of every channel-layer group under `prefix` (channels_redis keeps each group as a sorted set
+    named `<prefix>:group:<name>`): what a socket that left without cleaning up would leave behind."""
+    client = redis.Redis.from_url(settings.REDIS_CHANNEL_LAYER_URL)
+    try:
+        keys = client.scan_iter(match=f"{prefix}:group:*", count=1000)
+        return {key.decode(): client.zcard(key) for key in keys if client.zcard(key)}
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -208,14 +208,16 @@ class TcpProxy:
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ManagePy:
-    """`manage.py <args>` as a child process, its log in a file (a pipe nobody reads would block it)."""
+class ChildProcess:
+    """A program of the project as a child process with the test settings, its log in a file (a pipe nobody
+    reads would block it)."""
 
-    def __init__(self, workdir: Path, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, *command: str, env: dict[str, str], name: str) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.args = args
+        self.command = command
+        self.name = name
         self.env = env
-        self.log_path = workdir / f"{args[0]}.log"
+        self.log_path = workdir / f"{name}.log"
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self, ready_line: str, within: float = 20.0) -> None:
@@ -226,9 +228,7 @@ class ManagePy:
         child_env.update(self.env)
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(PROJECT_ROOT / "src" / "manage.py"),
-                *self.args,
+                *self.command,
                 cwd=PROJECT_ROOT,
                 env=child_env,
                 stdout=log,
@@ -238,7 +238,7 @@ class ManagePy:
         deadline = loop.time() + within
         while ready_line not in self.log()[offset:]:
             if self.process.returncode is not None or loop.time() > deadline:
-                raise AssertionError(f"{self.args[0]} not ready:\n{self.log()[offset:]}")
+                raise AssertionError(f"{self.name} not ready:\n{self.log()[offset:]}")
             await asyncio.sleep(0.05)
 
     async def kill(self) -> None:
@@ -254,3 +254,11 @@ class ManagePy:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class ManagePy(ChildProcess):
+    """`manage.py <args>` as a child process."""
+
+    def __init__(self, workdir: Path, *args: str, env: dict[str, str]) -> None:
+        manage = str(PROJECT_ROOT / "src" / "manage.py")
+        super().__init__(workdir, sys.executable, manage, *args, env=env, name=args[0])

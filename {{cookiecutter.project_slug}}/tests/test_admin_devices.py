@@ -45,6 +45,14 @@ def test_too_short_password_is_refused(admin_client):
     assert not Device.objects.exists()
 
 
+def test_easy_to_guess_password_is_refused_with_the_reason(admin_client):
+    response = add_device(admin_client, password1="a" * 16, password2="a" * 16)
+    page = response.content.decode()
+    assert "too easy to guess" in page
+    assert "Repeats like" in page
+    assert not Device.objects.exists()
+
+
 def test_mismatched_confirmation_is_refused(admin_client):
     response = add_device(admin_client, password2=PASSWORD + "x")
     assert "The two passwords differ." in response.content.decode()

@@ -64,3 +64,14 @@ def test_set_device_password_takes_a_given_password_and_refuses_short_ones():
         call_command("set_device_password", "given", "--password", "short", stdout=StringIO())
     with pytest.raises(CommandError, match="No device named"):
         call_command("set_device_password", "missing", stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    "weak", ["a" * 16, " " * 16, "1234567890123456", "qwertyuiopasdfgh", "given-given-given"]
+)
+def test_set_device_password_refuses_an_easy_to_guess_password_with_the_reason(weak):
+    call_command("create_device", "given", stdout=StringIO())
+    before = Device.objects.get(username="given").password_hash
+    with pytest.raises(CommandError, match=r"too easy to guess: .+ needs 10\^12"):
+        call_command("set_device_password", "given", "--password", weak, stdout=StringIO())
+    assert Device.objects.get(username="given").password_hash == before

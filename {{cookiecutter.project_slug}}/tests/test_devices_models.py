@@ -19,9 +19,11 @@ def test_set_and_check_password():
     assert password not in (device.password_hash, device.salt)
 
 
-def test_set_password_refuses_a_short_password():
+def test_set_password_refuses_a_short_or_weak_password():
     with pytest.raises(ValidationError):
         Device(username="sensor-2").set_password("short")
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        Device(username="sensor-2").set_password("sensor-2sensor-2sensor-2")
 
 
 def test_salt_is_never_null():

@@ -3,12 +3,15 @@
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiomqtt
 import pytest
 import redis
 from channels.db import database_sync_to_async
@@ -16,10 +19,11 @@ from django.conf import settings
 from django.db import connection
 
 from apps.devices.models import Device, DeviceEvent
-from apps.mqtt_service.metrics import METRICS_KEY_PREFIX
+from apps.mqtt_service.metrics import metrics_key_prefix
 from apps.mqtt_service.mqtt_publisher import MqttPublisher
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.topics import DEFAULT_SCHEME
+from fault_services import Mosquitto, running
 from mqtt_helpers import (  # noqa: F401 - publish_queue is a fixture
     answered_history_kind,
     device_client,
@@ -167,7 +171,7 @@ async def test_publisher_command_delivers_and_stops_cleanly_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         assert await finish(proc, log) == 0, "".join(log)
     assert stream_state(publish_queue) == {"length": 0, "pending": 0, "dead": 0}
-    counters = _mirrored_counters(f"publisher:{client_id}")
+    [counters] = _mirrored_counters("publisher", client_id).values()
     assert counters.get("published") == "200"
 
 
@@ -177,9 +181,14 @@ async def test_mqtt_stats_prints_queue_and_replica_counters(
     publisher = MqttPublisher(queue=publish_queue)
     publisher.publish(topic=DEFAULT_SCHEME.command_topic(unique("dev")), payload="waiting")
     client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
-    key = f"{METRICS_KEY_PREFIX}handler:{unique('stats-test')}"
-    client.hset(key, mapping={"received": "7", "failed:not_json": "2"})
+    name = f"handler:{unique('stats-test')}:4242-1700000000000"
+    key = f"{metrics_key_prefix()}{name}"
+    stopped = f"{key[:-1]}1"  # an earlier start that stopped mirroring an hour ago
+    # The live entry is stamped ahead of time, so however slowly the command starts it is not stale yet.
+    client.hset(key, mapping={"received": "7", "failed:not_json": "2", "updated_at": str(time.time() + 600)})
+    client.hset(stopped, mapping={"received": "1", "updated_at": str(time.time() - 3600)})
     client.expire(key, 60)
+    client.expire(stopped, 60)
     try:
         env = {"MQTT_PUBLISH_QUEUE": publish_queue.stream}
         async with manage_py("mqtt_stats", "--json", env=env, separate_stderr=True) as proc:
@@ -188,20 +197,83 @@ async def test_mqtt_stats_prints_queue_and_replica_counters(
         async with manage_py("mqtt_stats", env=env, separate_stderr=True) as proc:
             text, _ = await asyncio.wait_for(proc.communicate(), 20)
     finally:
-        client.delete(key)
+        client.delete(key, stopped)
         client.close()
     data = json.loads(out)
     assert data["queue"]["length"] == 1
     assert data["queue"]["dead_letters"] == 0
-    assert data["replicas"][key[len(METRICS_KEY_PREFIX) :]] == {"received": "7", "failed:not_json": "2"}
+    assert data["replicas"][name]["received"] == "7"
+    assert data["replicas"][name]["failed:not_json"] == "2"
     assert b"waiting (stream length): 1" in text
     assert b"failed:not_json: 2" in text
+    lines = text.decode().splitlines()
+    stopped_line = re.compile(rf"{re.escape(name[:-1])}1 \(not updated for 36\d\ds: process stopped; ")
+    assert any(stopped_line.match(line) for line in lines), lines
+    assert name in lines  # the live one has no such note
 
 
-def _mirrored_counters(name: str) -> dict[str, str]:
+async def test_a_restarted_handler_starts_its_counters_from_zero(tmp_path: Path) -> None:
+    """Counters belong to one process start: after a restart under the same client id, the new process
+    shows none of the failures of the one before, and does not keep that one's entry alive. (A broker of
+    this test's own: on the shared one, others' device messages would add failures of their own.)"""
+    async with running(Mosquitto(tmp_path / "broker")) as broker:
+        await _restart_and_compare_counters({"MQTT_BROKER_PORT": str(broker.port)}, broker.port)
+
+
+async def _restart_and_compare_counters(env: dict[str, str], broker_port: int) -> None:
+    client_id = unique("test-handler-counters")
+    args = (
+        "run_mqtt_handler",
+        "--client-id",
+        client_id,
+        "--shared-group",
+        unique("g"),
+        "--session-expiry",
+        "5",
+    )
+    topic = DEFAULT_SCHEME.device_topic(unique("dev"), DEFAULT_SCHEME.kinds[0])
+    log: list[str] = []
+    async with manage_py(*args, env=env) as handler:
+        await wait_for_log(handler, "subscribed to", log)
+        async with aiomqtt.Client("127.0.0.1", broker_port, protocol=aiomqtt.ProtocolVersion.V5) as device:
+            for _ in range(3):
+                await device.publish(topic, b"{not json", qos=1)
+        await wait_for_log(handler, "not_json", log)  # the first one; the others are logged more rarely
+        handler.send_signal(signal.SIGTERM)
+        assert await finish(handler, log) == 0, "".join(log)
+    [(first_key, first)] = _mirrored_counters("handler", client_id).items()
+    assert int(first["failed:not_json"]) >= 1
+    ttl_after_stop = _ttl(first_key)
+
+    log = []
+    async with manage_py(*args, env=env) as handler:
+        await wait_for_log(handler, "subscribed to", log)
+        await asyncio.sleep(1.5)  # the new start has mirrored (it does so at once)
+        counters = _mirrored_counters("handler", client_id)
+        [second] = [values for key, values in counters.items() if key != first_key]
+        assert not [name for name in second if name.startswith("failed")], second
+        assert second["pid"] == str(handler.pid)
+        assert counters[first_key]["pid"] != second["pid"]
+        assert _ttl(first_key) <= ttl_after_stop - 1  # expiring, not renewed by the new process
+        handler.send_signal(signal.SIGTERM)
+        assert await finish(handler, log) == 0, "".join(log)
+
+
+def _ttl(key: str) -> int:
     client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
     try:
-        raw = client.hgetall(f"{METRICS_KEY_PREFIX}{name}")
-        return {k.decode(): v.decode() for k, v in raw.items()}
+        return client.ttl(key)
+    finally:
+        client.close()
+
+
+def _mirrored_counters(role: str, client_id: str) -> dict[str, dict[str, str]]:
+    """Every mirrored entry of one client id (one per process start), by Redis key."""
+    client = redis.Redis.from_url(settings.REDIS_PUBLISH_QUEUE_URL)
+    try:
+        keys = client.keys(f"{metrics_key_prefix()}{role}:{client_id}:*")
+        return {
+            key.decode(): {k.decode(): v.decode() for k, v in client.hgetall(key).items()} for key in keys
+        }
     finally:
         client.close()

@@ -1,6 +1,9 @@
 """Device password hashes match EMQX 5.8 byte for byte (vectors from EMQX's own tests)."""
 
 import hashlib
+import random
+import secrets
+import string
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -114,4 +117,49 @@ def test_generated_passwords_carry_at_least_128_bits():
 def test_short_human_password_is_refused():
     with pytest.raises(ValidationError, match="at least 16"):
         validate_device_password("x" * (MIN_PASSWORD_LENGTH - 1))
-    validate_device_password("x" * MIN_PASSWORD_LENGTH)
+    validate_device_password("k3V9q-Zr7mW2x8Ty"[:MIN_PASSWORD_LENGTH])
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("a" * 16, "Repeats"),
+        (" " * 16, "Repeats"),
+        ("\t" * 20, "Repeats"),
+        ("abcdefghijklmnop", "Sequences"),
+        ("1234567890123456", "commonly used"),
+        ("qwertyuiopasdfgh", "commonly used"),
+        ("passwordpassword", "Repeats"),
+        ("iloveyouiloveyou1", "Repeats"),
+        ("summer2024summer2024", "Repeats"),
+        ("P@ssw0rd12345678", "easy to guess"),
+    ],
+)
+def test_low_entropy_passwords_are_refused_with_the_reason(password, reason):
+    with pytest.raises(ValidationError) as refused:
+        validate_device_password(password)
+    assert refused.value.code == "password_too_weak"
+    message = refused.value.messages[0]
+    assert reason in message
+    assert "too easy to guess" in message
+    assert "10^12" in message
+
+
+def test_the_device_username_counts_as_a_known_word():
+    validate_device_password("sensor-kitchen-07!x")
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        validate_device_password("sensor-kitchen-07!x", username="sensor-kitchen-07")
+
+
+def test_random_passwords_typed_or_generated_pass():
+    rng = random.Random(16)  # fixed: the same 200 typed passwords every run
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for _ in range(200):
+        validate_device_password("".join(rng.choice(alphabet) for _ in range(MIN_PASSWORD_LENGTH)))
+        validate_device_password(generate_device_password())
+
+
+def test_overlong_password_is_refused():
+    with pytest.raises(ValidationError, match="at most 128 characters"):
+        validate_device_password(secrets.token_urlsafe(100))
+

@@ -5,9 +5,11 @@ Each case runs in a fresh interpreter with a clean environment, exactly as a ser
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -95,17 +97,95 @@ def test_debug_runs_without_a_secret_key(empty_env_file):
     assert result.returncode == 0, result.stderr
 
 
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "False",
+    "DJANGO_ALLOWED_HOSTS": "iot.example.com",
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "https://iot.example.com",
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "True",
+}
+PRINT_PRODUCTION_SETTINGS = (
+    "import json, django; django.setup(); from django.conf import settings as s; import config.asgi; "
+    "print(json.dumps({'debug': s.DEBUG, 'ssl_redirect': s.SECURE_SSL_REDIRECT, "
+    "'hsts': s.SECURE_HSTS_SECONDS, 'hsts_subdomains': s.SECURE_HSTS_INCLUDE_SUBDOMAINS, "
+    "'session_secure': s.SESSION_COOKIE_SECURE, "
+    "'csrf_secure': s.CSRF_COOKIE_SECURE, 'proxy_header': s.SECURE_PROXY_SSL_HEADER, "
+    "'static': s.STORAGES['staticfiles']['BACKEND'], 'hosts': s.ALLOWED_HOSTS}))"
+)
+
+
 def test_check_deploy_is_clean_under_a_production_env(empty_env_file):
-    result = run_python(
-        "import sys; from django.core.management import execute_from_command_line as run; "
-        "run(['manage.py', 'check', '--deploy', '--fail-level', 'WARNING'])",
-        empty_env_file,
-        DJANGO_DEBUG="False",
-        DJANGO_SECRET_KEY=strong_key(),
-        DJANGO_ALLOWED_HOSTS="iot.example.com",
+    """manage.py as a server would run it: DEBUG off, a real secret key, real hosts, behind a TLS proxy."""
+    result = subprocess.run(
+        [sys.executable, "src/manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT_ROOT,
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "DJANGO_ENV_FILE": str(empty_env_file),
+            "DJANGO_SECRET_KEY": strong_key(),
+            **PRODUCTION_ENV,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues" in result.stdout
+    assert "System check identified no issues" in result.stdout
+
+
+def test_the_production_branch_of_the_settings(empty_env_file):
+    """DJANGO_DEBUG=False switches on HTTPS redirects, HSTS, secure cookies and hashed static files, and the
+    ASGI application loads with them."""
+    result = run_python(
+        PRINT_PRODUCTION_SETTINGS, empty_env_file, DJANGO_SECRET_KEY=strong_key(), **PRODUCTION_ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "debug": False,
+        "ssl_redirect": True,
+        "hsts": 31536000,
+        "hsts_subdomains": True,
+        "session_secure": True,
+        "csrf_secure": True,
+        "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "static": "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        "hosts": ["iot.example.com"],
+    }
+
+
+def test_every_variable_that_changes_behaviour_is_pinned_for_the_suite():
+    """A variable the code reads either says where a service is (the developer's shell may point the suite
+    elsewhere) or is removed from the suite's environment in pyproject.toml, so tests/test.env and the code's
+    defaults decide: DJANGO_ALLOWED_HOSTS='*' or DJANGO_DEBUG=False in a shell cannot flip a test."""
+    service_locations = {
+        *(f"POSTGRES_{name}" for name in ("HOST", "PORT", "DB", "USER", "PASSWORD")),
+        *(f"REDIS_{name}" for name in ("HOST", "PORT", "PASSWORD")),
+        "MQTT_BROKER_HOST",
+        "MQTT_BROKER_PORT",
+        *(f"MQTT_{role}_{name}" for role in ("HANDLER", "PUBLISHER") for name in ("USERNAME", "PASSWORD")),
+    }
+    read = set()
+    for path in (PROJECT_ROOT / "src").rglob("*.py"):
+        read |= set(
+            re.findall(
+                r"""(?:env\.\w+|environ\.get|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']""", path.read_text()
+            )
+        )
+    pytest_env = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"
+    ]["env"]
+    pinned = {
+        line.split("=")[0].split(":")[-1]
+        for line in pytest_env
+        if line.startswith("U:") or ":" not in line.split("=")[0]
+    }
+    assert read, "no environment variable found: the pattern above no longer matches the settings code"
+    unpinned = sorted(read - service_locations - pinned)
+    assert not unpinned, f"pin these in pyproject.toml [tool.pytest.ini_options] env (U:NAME): {unpinned}"
+    # The suite runs with tests/test.env's value (the settings read it) or none, whatever the shell had.
+    test_env_text = (PROJECT_ROOT / "tests" / "test.env").read_text()
+    test_env = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", test_env_text, re.M))
+    test_env["DJANGO_ENV_FILE"] = "tests/test.env"
+    assert {name: os.environ.get(name) for name in pinned} == {name: test_env.get(name) for name in pinned}
 
 
 def test_redis_databases_and_password(empty_env_file):

@@ -24,16 +24,26 @@ async def test_logged_in_user_is_accepted_with_a_session_cookie(open_socket, mak
     assert connected
 
 
-async def test_cross_origin_handshake_is_refused(open_socket, make_user):
+async def test_cross_origin_handshake_is_refused(open_socket, make_user, settings):
+    settings.ALLOWED_HOSTS = ["localhost", "testserver"]
     user = await sync_to_async(make_user)()
     _, connected, _ = await open_socket(user=user, origin="http://evil.example")
     assert not connected
 
 
-async def test_missing_origin_is_refused(open_socket, make_user):
+async def test_missing_origin_is_refused(open_socket, make_user, settings):
+    settings.ALLOWED_HOSTS = ["localhost", "testserver"]
     user = await sync_to_async(make_user)()
     _, connected, _ = await open_socket(user=user, origin=None)
     assert not connected
+
+
+async def test_the_origin_check_follows_allowed_hosts_at_each_handshake(open_socket, make_user, settings):
+    """The check reads ALLOWED_HOSTS when a socket opens, not once at start-up, so pinning it works."""
+    user = await sync_to_async(make_user)()
+    settings.ALLOWED_HOSTS = ["iot.example.com"]
+    assert not (await open_socket(user=user, origin="http://localhost"))[1]
+    assert (await open_socket(user=user, origin="https://iot.example.com"))[1]
 
 
 async def test_send_to_user_arrives_and_only_there(open_socket, make_user):

@@ -11,8 +11,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from websocket.origins import AllowedHostsOriginValidator  # noqa: E402
 from websocket.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(

@@ -139,7 +139,9 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels_redis whose callers wait for a free Redis connection (a burst of handshakes joining their
+        # groups at once) and whose receive stops when a socket closes; see websocket.channel_layer.
+        "BACKEND": "websocket.channel_layer.WaitingPoolChannelLayer",
         "CONFIG": {
             # The layer waits on Redis with blocking pops of up to 5 s; redis-py 8's default client read
             # timeout is also 5 s and would tear idle sockets down, so the read timeout must be longer.
@@ -149,6 +151,9 @@ CHANNEL_LAYERS = {
             # Messages a socket's channel may hold before group_send silently drops more (default 100).
             # The MQTT handler sends batches, so this covers bursts of tens of thousands of events.
             "capacity": 1000,
+            # Redis connections per process, and the seconds a caller waits for one before its call fails.
+            "max_connections": env.int("CHANNEL_LAYER_MAX_CONNECTIONS", default=100),
+            "pool_timeout": env.float("CHANNEL_LAYER_POOL_TIMEOUT", default=10.0),
         },
     }
 }
@@ -156,6 +161,11 @@ CHANNEL_LAYERS = {
 # --- Celery -------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = REDIS_CELERY_RESULTS_URL
+# Every key Celery writes (queues, bindings, unacked messages, results) starts with the project slug: two
+# projects on one Redis would otherwise share the "celery" queue and run each other's tasks.
+REDIS_CELERY_KEY_PREFIX = f"{PROJECT_SLUG}:celery:"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_CELERY_KEY_PREFIX}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_CELERY_KEY_PREFIX}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -191,7 +201,10 @@ MQTT = {
     "client_id": env.str("MQTT_CLIENT_ID", default=""),
     "client_id_prefix": PROJECT_SLUG,
     "hostname": socket.gethostname(),
-    "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default="mqtt:publish_queue"),
+    # Redis keys of the MQTT services start with the project slug, so two projects sharing one Redis never
+    # take each other's commands or counters. Dead letters go to "<publish_queue>:dead_letter".
+    "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default=f"{PROJECT_SLUG}:mqtt:publish_queue"),
+    "metrics_key_prefix": f"{PROJECT_SLUG}:mqtt:metrics:",
 }
 
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)

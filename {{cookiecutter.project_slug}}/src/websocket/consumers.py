@@ -1,9 +1,12 @@
 """The browser's live-event socket: server push only, for signed-in users."""
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from websocket.groups import STAFF_GROUP, safe_group_name, user_group
@@ -11,18 +14,42 @@ from websocket.groups import STAFF_GROUP, safe_group_name, user_group
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+# RFC 6455 codes: the server could not join the socket's groups (the client may retry later), and the server
+# failed on a frame.
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_INTERNAL_ERROR = 1011
+# Clients only ever send {"action": "ping"}: a frame beyond this is refused unread.
+MAX_FRAME_CHARS = 4096
 # How many recent message ids a socket remembers to drop a copy that reached it through a second group.
 # A batch (ws.push_batch) holds up to 500 events and its copy for the second group follows it, so this must
 # be larger than two batches.
 RECENT_IDS = 2048
+# Joining or leaving a group is retried this many times, with these pauses in between (seconds): a burst of
+# handshakes or a Redis restart fails a few calls, not the socket.
+GROUP_CALL_ATTEMPTS = 4
+GROUP_RETRY_DELAYS = (0.2, 0.5, 1.0)
+_LAYER_ERRORS = (redis.RedisError, OSError)  # OSError covers the builtin TimeoutError
 
 
 class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
     """Joins the user's own group (and the staff group for staff); forwards `ws.push` messages as JSON.
 
     Group membership is decided here, from the session, never by the client: a client asking to subscribe
-    to a group gets an error, so no one can listen to another user's devices.
+    to a group gets an error, so no one can listen to another user's devices. Membership is removed on every
+    way out (close by either side, a failed frame, a cancelled task): a stale member would keep receiving
+    copies of its groups' messages into a channel nobody reads until the group expires.
     """
+
+    joined_groups: list[str]
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.joined_groups = []
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.joined_groups:
+                # Shielded: a server shutting down cancels this task, and the leave must still reach Redis.
+                await asyncio.shield(self._leave_groups())
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -32,17 +59,58 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
             return
         # Insertion-ordered dict used as a bounded set: O(1) lookups, oldest evicted first.
         self.recent_ids: dict[str, None] = {}
-        self.joined_groups = [user_group(user.pk)]
+        groups = [user_group(user.pk)]
         if user.is_staff or user.is_superuser:
-            self.joined_groups.append(STAFF_GROUP)
-        for group in self.joined_groups:
-            await self.channel_layer.group_add(safe_group_name(group), self.channel_name)
+            groups.append(STAFF_GROUP)
+        if not await self._join_groups([safe_group_name(group) for group in groups]):
+            # Accepted then closed, so the browser sees why (a refused handshake only shows code 1006).
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept()
         logger.debug("WebSocket opened for user %s, groups %s", user.pk, self.joined_groups)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "joined_groups", []):
-            await self.channel_layer.group_discard(safe_group_name(group), self.channel_name)
+        await self._leave_groups()
+
+    async def _join_groups(self, groups: list[str]) -> bool:
+        for group in groups:
+            if not await _with_retries(self.channel_layer.group_add, group, self.channel_name):
+                logger.warning("WebSocket refused: could not join group %s; the client may retry", group)
+                self.joined_groups.append(group)  # a failed add may still have reached Redis: leave it too
+                await self._leave_groups()
+                return False
+            self.joined_groups.append(group)
+        return True
+
+    async def _leave_groups(self) -> None:
+        while self.joined_groups:
+            group = self.joined_groups.pop()
+            if not await _with_retries(self.channel_layer.group_discard, group, self.channel_name):
+                logger.error(
+                    "could not remove channel %s from group %s; it expires with the group",
+                    self.channel_name,
+                    group,
+                )
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except OSError as exc:
+            # The client went away while something was sent to it (uvicorn raises ClientDisconnected, an
+            # OSError): an everyday event. The server's websocket.disconnect follows and ends the consumer.
+            logger.debug("WebSocket client gone while sending to it: %r", exc)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        """Every frame gets an answer; one that makes this code fail closes the socket cleanly instead of
+        ending the consumer with an exception."""
+        try:
+            await super().websocket_receive(message)
+        except OSError:
+            raise  # the client is gone: see dispatch
+        except Exception:
+            logger.exception("WebSocket frame handling failed; closing the socket")
+            await self.close(code=CLOSE_INTERNAL_ERROR)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -50,8 +118,14 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
         if text_data is None:
             await self._send_error("unsupported", "Binary frames are not accepted.")
             return
+        if len(text_data) > MAX_FRAME_CHARS:
+            await self._send_error("too_large", f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+            return
         try:
             content = json.loads(text_data)
+        except RecursionError:
+            await self._send_error("too_deep", "The JSON is nested too deeply.")
+            return
         except ValueError:
             await self._send_error("invalid_json", "Messages must be JSON objects.")
             return
@@ -103,3 +177,17 @@ class DeviceEventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_error(self, error: str, detail: str) -> None:
         await self.send_json({"type": "error", "error": error, "detail": detail})
+
+
+async def _with_retries(call: Callable[[str, str], Awaitable[None]], group: str, channel: str) -> bool:
+    """Run a group_add/group_discard, retrying on Redis errors; False when every attempt failed."""
+    for attempt in range(GROUP_CALL_ATTEMPTS):
+        try:
+            await call(group, channel)
+            return True
+        except _LAYER_ERRORS as exc:
+            if attempt == GROUP_CALL_ATTEMPTS - 1:
+                logger.warning("channel layer call for group %s failed: %r", group, exc)
+                return False
+            await asyncio.sleep(GROUP_RETRY_DELAYS[min(attempt, len(GROUP_RETRY_DELAYS) - 1)])
+    return False

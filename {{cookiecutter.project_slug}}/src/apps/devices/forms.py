@@ -16,7 +16,10 @@ class DeviceAdminForm(forms.ModelForm):
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=f"At least {MIN_PASSWORD_LENGTH} characters. Leave empty to keep the current password.",
+        help_text=(
+            f"At least {MIN_PASSWORD_LENGTH} characters, and not easy to guess (no repeats, sequences, "
+            "keyboard walks or words): a long random string. Leave empty to keep the current password."
+        ),
     )
     password2 = forms.CharField(
         label="Password confirmation",
@@ -34,7 +37,7 @@ class DeviceAdminForm(forms.ModelForm):
         if not password and self.instance.pk is None:
             raise ValidationError("A new device needs a password.", code="required")
         if password:
-            validate_device_password(password)
+            validate_device_password(password, self.cleaned_data.get("username") or self.instance.username)
         return password
 
     def clean(self) -> dict:

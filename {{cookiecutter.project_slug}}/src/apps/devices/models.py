@@ -71,7 +71,7 @@ class Device(models.Model):
 
     def set_password(self, raw: str) -> None:
         """Validate and hash `raw` with the configured scheme (the caller saves the device)."""
-        validate_device_password(raw)
+        validate_device_password(raw, self.username)
         self.password_hash, self.salt = hash_password(raw)
 
     def check_password(self, raw: str) -> bool:

@@ -13,10 +13,17 @@ import secrets
 from types import ModuleType
 
 from django.core.exceptions import ValidationError
+from zxcvbn import zxcvbn
 
 from apps.devices import password_scheme as scheme
 
 MIN_PASSWORD_LENGTH = 16
+MAX_PASSWORD_LENGTH = 128  # generated ones have 32; the strength estimate's cost grows with the length
+# A typed password must need at least 10^12 guesses by zxcvbn's estimate (it models repeats, sequences,
+# keyboard walks, dates and dictionary words with substitutions). Every such pattern of 16+ characters
+# estimates far below this (16 identical characters or spaces: about 10^2), while 16 random characters, even
+# hex, estimate above it. Length alone says nothing: "aaaaaaaaaaaaaaaa" is 16 characters.
+MIN_GUESSES_LOG10 = 12
 BCRYPT_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5 refuses) anything longer
 SALT_BYTES = 16
 SIMPLE_ALGORITHMS = ("md5", "sha", "sha256", "sha512")
@@ -98,17 +105,38 @@ def generate_device_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def validate_device_password(raw: str) -> None:
-    """Refuse a human-chosen password that is too short, or too long for bcrypt."""
+def validate_device_password(raw: str, username: str = "") -> None:
+    """Refuse a typed password that is too short, too long, or easy to guess (the device's username counts
+    as a known word). Generated passwords always pass."""
     if len(raw) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             "A device password needs at least %(min)d characters (this one has %(length)d).",
             code="password_too_short",
             params={"min": MIN_PASSWORD_LENGTH, "length": len(raw)},
         )
+    if len(raw) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(
+            "A device password can be at most %(max)d characters long.",
+            code="password_too_long",
+            params={"max": MAX_PASSWORD_LENGTH},
+        )
     if scheme.ALGORITHM == "bcrypt" and len(raw.encode("utf-8")) > BCRYPT_MAX_BYTES:
         raise ValidationError(
             "With bcrypt a device password can be at most %(max)d bytes long.",
             code="password_too_long",
             params={"max": BCRYPT_MAX_BYTES},
+        )
+    estimate = zxcvbn(raw, user_inputs=[username] if username else [], max_length=MAX_PASSWORD_LENGTH)
+    if estimate["guesses_log10"] < MIN_GUESSES_LOG10:
+        pattern = estimate["feedback"]["warning"] or "it is made of guessable words or patterns"
+        raise ValidationError(
+            "This device password is too easy to guess: %(pattern)s It would take about 10^%(found)d "
+            "guesses; a typed password needs 10^%(needed)d or more. Use a generated one (leave the password "
+            "out) or a longer random string.",
+            code="password_too_weak",
+            params={
+                "pattern": pattern if pattern.endswith(".") else pattern + ".",
+                "found": int(estimate["guesses_log10"]),
+                "needed": MIN_GUESSES_LOG10,
+            },
         )

@@ -1,4 +1,8 @@
-"""Checks of the services the backend depends on. Each returns a small JSON-ready dict and never raises."""
+"""Checks of the services the backend depends on. Each returns a small JSON-ready dict and never raises.
+
+A result holds the check's state ("ok" or "down") and details (latency, or the error with hosts and ports):
+`public_view` keeps only the state, for callers who are not staff; the details always go to the log.
+"""
 
 import logging
 import socket
@@ -18,8 +22,8 @@ def _run(name: str, probe: Callable[[], None]) -> CheckResult:
     started = time.monotonic()
     try:
         probe()
-    except Exception as exc:  # any failure means "down"; the reason goes to the log and the response
-        logger.warning("Health check %s failed: %s", name, exc)
+    except Exception as exc:  # any failure means "down"; the reason goes to the log (and to staff)
+        logger.warning("Health check %s failed: %s: %s", name, type(exc).__name__, exc)
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
     return {"status": "ok", "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
@@ -69,3 +73,9 @@ def run_checks() -> tuple[bool, dict[str, CheckResult]]:
     """Run every check; the first value is True only when all of them pass."""
     results = {name: check() for name, check in CHECKS.items()}
     return all(result["status"] == "ok" for result in results.values()), results
+
+
+def public_view(results: dict[str, CheckResult]) -> dict[str, CheckResult]:
+    """Only the state of each check: an error's text names hosts and ports, which anonymous callers (and
+    anyone who can reach a load balancer's health URL) have no business knowing."""
+    return {name: {"status": result["status"]} for name, result in results.items()}

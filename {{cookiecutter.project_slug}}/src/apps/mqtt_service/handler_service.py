@@ -12,8 +12,8 @@ payloads.py (a JSON object the database and the channel layer accept). Anything 
 with the retain flag, is counted under its reason, logged (rate-limited) and acknowledged: it cannot cost
 another device's message.
 
-aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has `manual_ack_set` and
-`ack`, reached through the client's `_client` attribute. aiomqtt is pinned below 3 for this reason too.
+aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has one, reached through
+`mqtt_internals` (enable_manual_acks, acknowledger). aiomqtt is pinned below 3 for this reason too.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import redis.asyncio as aredis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from apps.mqtt_service import topology
-from apps.mqtt_service.connection import Backoff, client_kwargs
+from apps.mqtt_service import mqtt_internals, topology
+from apps.mqtt_service.connection import Backoff, ClientIdCollisionWatch, client_kwargs
 from apps.mqtt_service.device_store import get_store
 from apps.mqtt_service.handlers import PushFailedError
 from apps.mqtt_service.log_limit import LogLimiter
@@ -50,7 +50,7 @@ class AckTracker:
     """Acknowledges QoS 1/2 messages of one connection in the order they arrived, once each is done."""
 
     def __init__(self, client: aiomqtt.Client) -> None:
-        self._paho = client._client
+        self._ack = mqtt_internals.acknowledger(client)
         self._order: deque[tuple[int, int, int]] = deque()
         self._done: set[int] = set()
         self._seq = itertools.count()
@@ -72,7 +72,7 @@ class AckTracker:
             self._done.discard(head)
             # A message from a connection that is gone cannot be acknowledged: the broker redelivers it.
             if self.open:
-                self._paho.ack(mid, qos)
+                self._ack(mid, qos)
 
     @property
     def outstanding(self) -> int:
@@ -125,6 +125,7 @@ class HandlerService:
         self._queue: asyncio.Queue[tuple[aiomqtt.Message, int | None, AckTracker]] = asyncio.Queue(queue_size)
         self._stopping = asyncio.Event()
         self._log = LogLimiter(logger)
+        self._collisions = ClientIdCollisionWatch("handler", client_id)
         self._handlers: dict[str, Handler] = {}
         self.connected = asyncio.Event()
 
@@ -156,14 +157,16 @@ class HandlerService:
                 try:
                     client = aiomqtt.Client(**self._mqtt_options)
                     # Before connecting: a resumed session delivers queued messages right after CONNACK.
-                    client._client.manual_ack_set(True)
+                    mqtt_internals.enable_manual_acks(client)
                     async with client:
                         backoff.reset()
+                        self._collisions.connected()
                         await self._serve(client)
                 except aiomqtt.MqttError as exc:
                     self.connected.clear()
                     delay = backoff.next_delay()
-                    logger.warning("handler %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
+                    if not self._collisions.lost(exc):
+                        logger.warning("handler %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), delay)
         finally:

@@ -1,5 +1,11 @@
 """Counters of both services: kept in process, mirrored to Redis for `manage.py mqtt_stats`, and optionally
-exposed for Prometheus (env MQTT_METRICS_PORT)."""
+exposed for Prometheus (env MQTT_METRICS_PORT).
+
+Counters belong to one process start. Each start mirrors to a key of its own,
+`<prefix><role>:<client id>:<pid>-<start ms>`, that only it refreshes: a replica restarted under the same
+client id starts from zero instead of showing (and keeping alive) the failure counters of the process before
+it, whose key expires METRICS_TTL_SECONDS after that process's last mirror.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +17,15 @@ from collections import Counter
 
 import redis
 import redis.asyncio as aredis
+from django.conf import settings
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, start_http_server
 
 logger = logging.getLogger(__name__)
 
-METRICS_KEY_PREFIX = "mqtt:metrics:"
 # A replica that stops mirroring disappears from mqtt_stats after this long.
 METRICS_TTL_SECONDS = 120
+MIRROR_INTERVAL_SECONDS = 5.0
 
 _HELP = {
     "received": "Device messages received from the broker",
@@ -54,18 +61,22 @@ def start_prometheus_from_env() -> int | None:
     return int(port)
 
 
+def metrics_key_prefix() -> str:
+    """Prefix of every mirrored-counter key: the project slug's (settings.MQTT["metrics_key_prefix"])."""
+    return settings.MQTT["metrics_key_prefix"]
+
+
 class Metrics:
     """Per-process counters of one service replica."""
 
     def __init__(self, role: str, instance: str) -> None:
         self.role = role
         self.instance = instance
+        self.pid = os.getpid()
+        self.started_at = time.time()
         self.counts: Counter[str] = Counter()
         self.gauges: dict[str, float] = {}
-
-    @property
-    def redis_key(self) -> str:
-        return f"{METRICS_KEY_PREFIX}{self.role}:{self.instance}"
+        self.redis_key = f"{metrics_key_prefix()}{role}:{instance}:{self.pid}-{round(self.started_at * 1000)}"
 
     def inc(self, name: str, amount: int = 1, reason: str | None = None) -> None:
         key = f"{name}:{reason}" if reason else name
@@ -84,6 +95,8 @@ class Metrics:
     def snapshot(self) -> dict[str, float]:
         data: dict[str, float] = dict(self.counts)
         data.update(self.gauges)
+        data["pid"] = self.pid
+        data["started_at"] = round(self.started_at, 3)
         data["updated_at"] = round(time.time(), 3)
         return data
 
@@ -93,7 +106,7 @@ class Metrics:
         pipe.expire(self.redis_key, METRICS_TTL_SECONDS)
         await pipe.execute()
 
-    async def mirror_forever(self, client: aredis.Redis, interval: float = 5.0) -> None:
+    async def mirror_forever(self, client: aredis.Redis, interval: float = MIRROR_INTERVAL_SECONDS) -> None:
         """Cheap periodic copy to Redis; a Redis outage only delays it."""
         while True:
             try:
@@ -104,9 +117,12 @@ class Metrics:
 
 
 def read_all(client: redis.Redis) -> dict[str, dict[str, str]]:
-    """Mirrored counters of every live replica, keyed by `<role>:<client id>` (for the stats command)."""
+    """Mirrored counters of every process that mirrored within METRICS_TTL_SECONDS, keyed by
+    `<role>:<client id>:<pid>-<start ms>` (for the stats command)."""
+    prefix = metrics_key_prefix()
     result: dict[str, dict[str, str]] = {}
-    for key in sorted(client.scan_iter(match=f"{METRICS_KEY_PREFIX}*", count=500)):
-        name = key.decode()[len(METRICS_KEY_PREFIX) :]
-        result[name] = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+    for key in sorted(client.scan_iter(match=f"{prefix}*", count=500)):
+        values = client.hgetall(key)
+        if values:  # expired between SCAN and HGETALL
+            result[key.decode()[len(prefix) :]] = {k.decode(): v.decode() for k, v in values.items()}
     return result

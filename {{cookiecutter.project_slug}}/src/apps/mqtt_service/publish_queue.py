@@ -22,9 +22,9 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STREAM = "mqtt:publish_queue"
-DEFAULT_DEAD_LETTER_STREAM = "mqtt:publish_dead_letter"
 CONSUMER_GROUP = "publishers"
+# The dead-letter stream of a queue is named after it: `<stream>:dead_letter`.
+DEAD_LETTER_SUFFIX = ":dead_letter"
 # Dead letters are for inspection; cap them so a flood of bad commands cannot fill Redis.
 DEAD_LETTER_MAXLEN = 100_000
 
@@ -86,18 +86,14 @@ class PublishQueue:
     def __init__(
         self,
         url: str,
-        stream: str = DEFAULT_STREAM,
+        stream: str,
         dead_letter_stream: str | None = None,
         group: str = CONSUMER_GROUP,
     ) -> None:
         self.url = url
         self.stream = stream
         self.group = group
-        if dead_letter_stream is None:
-            dead_letter_stream = (
-                DEFAULT_DEAD_LETTER_STREAM if stream == DEFAULT_STREAM else f"{stream}:dead_letter"
-            )
-        self.dead_letter_stream = dead_letter_stream
+        self.dead_letter_stream = dead_letter_stream or f"{stream}{DEAD_LETTER_SUFFIX}"
         self._sync: redis.Redis | None = None
         # redis.asyncio connections belong to one event loop; keep one client per loop.
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
@@ -106,12 +102,9 @@ class PublishQueue:
 
     @classmethod
     def from_settings(cls) -> PublishQueue:
-        mqtt = settings.MQTT
-        return cls(
-            url=settings.REDIS_PUBLISH_QUEUE_URL,
-            stream=mqtt.get("publish_queue") or DEFAULT_STREAM,
-            dead_letter_stream=mqtt.get("publish_dead_letter"),
-        )
+        # The stream's name (settings.MQTT["publish_queue"]) starts with the project slug by default, so two
+        # projects on one Redis never take each other's commands.
+        return cls(url=settings.REDIS_PUBLISH_QUEUE_URL, stream=settings.MQTT["publish_queue"])
 
     def sync_client(self) -> redis.Redis:
         if self._sync is None:

@@ -23,13 +23,14 @@ import logging
 from typing import Any
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from apps.mqtt_service.connection import Backoff, client_kwargs
+from apps.mqtt_service import mqtt_internals
+from apps.mqtt_service.connection import Backoff, ClientIdCollisionWatch, client_kwargs
 from apps.mqtt_service.metrics import Metrics
+from apps.mqtt_service.mqtt_internals import BrokerRefusedError
 from apps.mqtt_service.publish_queue import (
     MalformedEntryError,
     PublishQueue,
@@ -47,51 +48,8 @@ logger = logging.getLogger(__name__)
 _EMPTY_PUBLISH_PROPERTIES = Properties(PacketTypes.PUBLISH)
 
 
-class BrokerRefusedError(Exception):
-    """The broker answered the publish with a failure reason code: sending it again cannot help."""
-
-
-class _Confirmation:
-    """Stands in for the asyncio.Event aiomqtt keeps per pending publish: its callback calls set()."""
-
-    __slots__ = ("future",)
-
-    def __init__(self, future: asyncio.Future[None]) -> None:
-        self.future = future
-
-    def set(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
-
-    def refuse(self, reason: str) -> None:
-        if not self.future.done():
-            self.future.set_exception(BrokerRefusedError(reason))
-
-    def expire(self) -> None:
-        if not self.future.done():
-            self.future.set_exception(aiomqtt.MqttError("Operation timed out"))
-
-
 class ConnectionLostError(Exception):
     """The broker connection broke while publishing; the session must reconnect."""
-
-
-def _watch_refusals(client: aiomqtt.Client) -> None:
-    """Let a publish whose PUBACK/PUBREC carries a failure reason code fail with that reason.
-
-    aiomqtt's own on_publish callback ignores the reason code (it only wakes the waiter); this one runs
-    first and fails our waiter, then hands over to aiomqtt's."""
-    paho = client._client
-    wake_waiter = paho.on_publish
-    pending = client._pending_publishes
-
-    def on_publish(paho_client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
-        waiter = pending.get(mid)
-        if isinstance(waiter, _Confirmation) and getattr(reason_code, "is_failure", False):
-            waiter.refuse(str(reason_code))
-        wake_waiter(paho_client, userdata, mid, reason_code, properties)
-
-    paho.on_publish = on_publish
 
 
 class PublisherService:
@@ -134,6 +92,9 @@ class PublisherService:
         self._pending_acks: list[str] = []
         self._acking: list[str] = []
         self._acks_ready = asyncio.Event()
+        self._collisions = ClientIdCollisionWatch("publisher", client_id)
+        # Why the broker connection last dropped (MqttCodeError with the broker's reason code), if it said.
+        self._disconnect_reason: BaseException | None = None
         self.connected = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -155,16 +116,18 @@ class PublisherService:
                     await self.consumer.ensure_group()
                     async with aiomqtt.Client(**self._mqtt_options) as client:
                         client.pending_calls_threshold = self.window + 10
-                        _watch_refusals(client)
+                        mqtt_internals.watch_refusals(client)
                         logger.info(
                             "publisher %s connected to %s", self.client_id, self._mqtt_options["hostname"]
                         )
                         backoff.reset()
+                        self._collisions.connected()
                         await self._serve(client)
                 except (aiomqtt.MqttError, ConnectionLostError, redis.RedisError, OSError) as exc:
                     self.connected.clear()
                     delay = backoff.next_delay()
-                    logger.warning("publisher %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
+                    if not self._collisions.lost(exc):
+                        logger.warning("publisher %s: %r; reconnecting in %.1fs", self.client_id, exc, delay)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(), delay)
         finally:
@@ -179,6 +142,7 @@ class PublisherService:
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         self._connection_lost.clear()
+        self._disconnect_reason = None
         self.connected.set()
         claimer = asyncio.create_task(self._claim_loop(client), name="publisher-claims")
         watcher = asyncio.create_task(self._watch_connection(client), name="publisher-connection")
@@ -200,14 +164,13 @@ class PublisherService:
                     task.cancel()
                 await asyncio.gather(*self._inflight, return_exceptions=True)
         if self._connection_lost.is_set() and not self._stopping.is_set():
-            raise ConnectionLostError("broker connection lost while publishing")
+            raise ConnectionLostError("broker connection lost while publishing") from self._disconnect_reason
 
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
         """Notice a dropped connection at once. Publishes waiting for a PUBACK only fail at their timeout, and
         with a full window nothing else is sent that would fail sooner: a 5 s broker outage then cost 10 s."""
-        # aiomqtt 2.x resolves this future when paho reports the connection gone; it has no public hook.
-        with contextlib.suppress(aiomqtt.MqttError):
-            await asyncio.shield(client._disconnected)
+        # aiomqtt 2.x has no public hook for this; see mqtt_internals.
+        self._disconnect_reason = await mqtt_internals.wait_disconnected(client)
         self._connection_lost.set()
         self._slot_freed.set()
         # No PUBACK can come on a dead connection: the entries stay pending and are re-taken after reconnect.
@@ -322,30 +285,19 @@ class PublisherService:
         self.metrics.inc("dead_lettered")
 
     async def _send(self, client: aiomqtt.Client, command: QueuedCommand) -> None:
-        """One publish; returns when the broker acknowledged it (QoS 1/2) or it was written (QoS 0).
-
-        Same contract as aiomqtt's `publish`, minus its per-call costs that showed in profiles: it wraps the
-        wait in `asyncio.wait_for` (a task each on Python 3.11) and lists every pending call to decide on a
-        warning. Here a future waits in aiomqtt's table of pending publishes (its PUBACK/PUBCOMP callback
-        calls `.set()` on whatever is there) and one timer bounds the wait.
-        """
+        """One publish; returns when the broker acknowledged it (QoS 1/2) or it was written (QoS 0), raises
+        BrokerRefusedError when the broker refused it."""
         properties = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
         properties.UserProperty = [("command_id", command.command_id)]
-        info = client._client.publish(command.topic, command.payload, command.qos, command.retain, properties)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
-        if info.is_published():
-            return
-        loop = asyncio.get_running_loop()
-        confirmed = _Confirmation(loop.create_future())
-        client._pending_publishes[info.mid] = confirmed  # type: ignore[assignment]
-        timer = loop.call_later(self.publish_timeout, confirmed.expire)
-        try:
-            await confirmed.future
-        finally:
-            timer.cancel()
-            if client._pending_publishes.get(info.mid) is confirmed:
-                del client._pending_publishes[info.mid]
+        await mqtt_internals.publish_and_wait(
+            client,
+            command.topic,
+            command.payload,
+            command.qos,
+            command.retain,
+            properties,
+            self.publish_timeout,
+        )
 
     async def _drain(self) -> None:
         if self._inflight:

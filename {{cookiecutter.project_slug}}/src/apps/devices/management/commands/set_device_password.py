@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.devices.management.commands._output import show_password_once
 from apps.devices.models import Device
-from apps.devices.passwords import generate_device_password
+from apps.devices.passwords import MIN_PASSWORD_LENGTH, generate_device_password
 
 
 class Command(BaseCommand):
@@ -16,7 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument(
             "--password",
-            help="Use this password instead of generating one (it may end up in your shell history).",
+            help="Use this password instead of generating one (it may end up in your shell history). It "
+            f"must be at least {MIN_PASSWORD_LENGTH} characters and hard to guess: repeats, sequences, "
+            "keyboard walks and words are refused with the reason.",
         )
 
     def handle(self, *args: object, **options: object) -> None:

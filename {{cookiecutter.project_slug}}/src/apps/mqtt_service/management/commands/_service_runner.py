@@ -12,6 +12,9 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from django.core.management.base import CommandError
+
+from apps.mqtt_service import mqtt_internals
 from apps.mqtt_service.metrics import start_prometheus_from_env
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,13 @@ def run_service(build: Callable[[], StoppableService]) -> None:
 
 
 async def _main(build: Callable[[], StoppableService]) -> None:
+    moved = await mqtt_internals.check()
+    if moved:
+        # Running on internals that moved would lose acknowledgements or confirmations silently.
+        raise CommandError(
+            "aiomqtt/paho-mqtt internals the services rely on have changed (see apps/mqtt_service/"
+            "mqtt_internals.py): " + "; ".join(moved)
+        )
     start_prometheus_from_env()
     service = build()
     loop = asyncio.get_running_loop()

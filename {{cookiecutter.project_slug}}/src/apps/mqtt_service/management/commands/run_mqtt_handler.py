@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.mqtt_service.connection import client_id_for
+from apps.mqtt_service.connection import client_id_for, client_id_help
 from apps.mqtt_service.handler_service import HandlerService
 from apps.mqtt_service.management.commands._service_runner import run_service
 from apps.mqtt_service.topics import DEFAULT_SCHEME
@@ -18,7 +18,7 @@ class Command(BaseCommand):
     help = "Receive device messages (shared subscription) and route them to handlers until SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--client-id", help="MQTT client id (default: MQTT_CLIENT_ID + '-handler')")
+        parser.add_argument("--client-id", help=client_id_help("handler"))
         parser.add_argument(
             "--workers", type=int, default=1000, help="concurrent message handlers (batches grow with them)"
         )

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.mqtt_service.connection import client_id_for
+from apps.mqtt_service.connection import client_id_for, client_id_help
 from apps.mqtt_service.management.commands._service_runner import run_service
 from apps.mqtt_service.publish_queue import PublishQueue
 from apps.mqtt_service.publisher_service import PublisherService
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Publish queued commands from the Redis stream to the broker until SIGTERM."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--client-id", help="MQTT client id and stream consumer name")
+        parser.add_argument("--client-id", help=client_id_help("publisher"))
         parser.add_argument("--window", type=int, default=100, help="publishes in flight at once")
         parser.add_argument(
             "--claim-idle-ms",
