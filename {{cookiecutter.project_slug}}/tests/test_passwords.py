@@ -162,4 +162,3 @@ def test_random_passwords_typed_or_generated_pass():
 def test_overlong_password_is_refused():
     with pytest.raises(ValidationError, match="at most 128 characters"):
         validate_device_password(secrets.token_urlsafe(100))
-
