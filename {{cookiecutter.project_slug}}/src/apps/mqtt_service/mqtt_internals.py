@@ -7,6 +7,8 @@ and paho-mqtt, its engine, builds costly objects on every packet:
   entry in aiomqtt's `_pending_publishes`, whose `_on_publish` calls `.set()` on it; and a PUBACK's failure
   reason code, which aiomqtt ignores, through paho's `on_publish`;
 - learning at once that the connection dropped (publisher): aiomqtt's `_disconnected` future;
+- keeping within the broker's Receive Maximum (publisher): paho ignores the one CONNACK announces, so its
+  in-flight limit (`_max_inflight_messages`) is lowered from its `on_connect` callback;
 - paho's `Properties` rebuilds two lookup tables per instance: `share_property_tables` shares one copy.
 
 `check()` lists what an upgrade moved or reshaped. tests/test_mqtt_internals.py runs it, so upgrading aiomqtt
@@ -125,6 +127,38 @@ def watch_refusals(client: aiomqtt.Client) -> None:
     paho.on_publish = on_publish
 
 
+# MQTT 5, 3.2.2.3.3: a CONNACK without a Receive Maximum allows 65,535 publishes in flight.
+DEFAULT_RECEIVE_MAXIMUM = 65535
+
+
+def respect_receive_maximum(client: aiomqtt.Client, window: int) -> None:
+    """Never have more QoS 1/2 publishes in flight than the broker announced it accepts. Call before
+    connecting.
+
+    paho sends up to its own in-flight limit whatever the broker's Receive Maximum. A broker that gets more
+    answers a QoS 2 publish with "Quota exceeded" in its PUBREC, which paho also ignores: it completes the
+    exchange and reports success for a message the broker dropped (seen with Mosquitto, whose default Receive
+    Maximum is 20). So paho's limit is lowered once CONNACK is in, before paho sends anything queued. The
+    limit cannot go through paho's setter, which refuses changes while connected.
+    """
+    paho = client._client
+    aiomqtt_on_connect = paho.on_connect
+
+    def on_connect(
+        paho_client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any = None
+    ) -> None:
+        announced = getattr(properties, "ReceiveMaximum", None) if properties is not None else None
+        paho_client._max_inflight_messages = min(window, announced or DEFAULT_RECEIVE_MAXIMUM)
+        aiomqtt_on_connect(paho_client, userdata, flags, reason_code, properties)
+
+    paho.on_connect = on_connect
+
+
+def in_flight_limit(client: aiomqtt.Client) -> int:
+    """paho's current limit of publishes in flight (for tests and logs)."""
+    return client._client._max_inflight_messages
+
+
 async def wait_disconnected(client: aiomqtt.Client) -> BaseException | None:
     """Wait until paho reports this connection gone; returns why (an MqttCodeError with the broker's reason
     code), or None for a disconnect we asked for."""
@@ -198,6 +232,7 @@ async def check() -> list[str]:
     problems += _check_pending_publishes(client)
     if not problems:
         problems += _check_refusals(client)
+        problems += _check_receive_maximum()
     if not isinstance(getattr(client, "_disconnected", None), asyncio.Future):
         problems.append(
             "aiomqtt.Client._disconnected is no longer an asyncio.Future: the publisher waits on it to "
@@ -254,6 +289,27 @@ def _check_pending_publishes(client: aiomqtt.Client) -> list[str]:
             "aiomqtt.Client._on_publish no longer pops the pending publish and calls its set(): the "
             "publisher's confirmations would never arrive"
         ]
+    return []
+
+
+def _check_receive_maximum() -> list[str]:
+    client = aiomqtt.Client("127.0.0.1", identifier="internals-check-quota", max_inflight_messages=100)
+    if not isinstance(getattr(client._client, "_max_inflight_messages", None), int):
+        return [
+            "paho.mqtt.client.Client._max_inflight_messages is gone: the publisher lowers it to the broker's "
+            "Receive Maximum"
+        ]
+    respect_receive_maximum(client, 100)
+    connack = Properties(PacketTypes.CONNACK)
+    connack.ReceiveMaximum = 20
+    try:
+        client._client.on_connect(
+            client._client, None, mqtt.ConnectFlags(False), ReasonCode(PacketTypes.CONNACK), connack
+        )
+    except Exception as exc:  # any failure here is the message
+        return [f"paho's on_connect(client, userdata, flags, reason_code, properties) failed: {exc!r}"]
+    if in_flight_limit(client) != 20:
+        return ["lowering paho's _max_inflight_messages from on_connect no longer takes effect"]
     return []
 
 

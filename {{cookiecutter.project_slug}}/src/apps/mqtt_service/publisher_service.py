@@ -114,7 +114,9 @@ class PublisherService:
             while not self._stopping.is_set():
                 try:
                     await self.consumer.ensure_group()
-                    async with aiomqtt.Client(**self._mqtt_options) as client:
+                    client = aiomqtt.Client(**self._mqtt_options)
+                    mqtt_internals.respect_receive_maximum(client, self.window)
+                    async with client:
                         client.pending_calls_threshold = self.window + 10
                         mqtt_internals.watch_refusals(client)
                         logger.info(
