@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from answers import Answers
@@ -41,7 +42,21 @@ def _drop_requirements(path: Path, names: set[str]) -> None:
     path.write_text("".join(kept), encoding="utf-8")
 
 
+# Caches of tools run inside a checkout of the template (cookiecutter.json copies them without rendering).
+TOOL_CACHES = (".ruff_cache", ".pytest_cache", ".hypothesis", "__pycache__")
+
+
+def remove_tool_caches(project: Path) -> None:
+    for name in TOOL_CACHES:
+        for cache in sorted(project.rglob(name), reverse=True):
+            if cache.is_dir():
+                shutil.rmtree(cache)
+    for compiled in project.rglob("*.pyc"):
+        compiled.unlink()
+
+
 def prune(project: Path, answers: Answers) -> None:
+    remove_tool_caches(project)
     if not answers.use_flower:
         (project / "compose/django/start-flower.sh").unlink(missing_ok=True)
         _drop_lines(project / ".env.example", _FLOWER_SETTING)

@@ -234,3 +234,22 @@ def test_hooks_need_no_linux_only_lookup() -> None:
     for hook in (TEMPLATE / "hooks").glob("*.py"):
         text = hook.read_text()
         assert "/proc" not in text and "_repo_dir" not in text, hook.name
+
+
+def test_tool_caches_in_a_checkout_neither_break_a_bake_nor_end_up_in_it(
+    tmp_path: Path, env: dict[str, str], template_repo: Path
+) -> None:
+    """ruff, pytest or Python run inside the template folder leave binary caches there."""
+    project_template = template_repo / "{{cookiecutter.project_slug}}"
+    for cache in (".ruff_cache/0.17.6", "src/apps/__pycache__", ".pytest_cache/v"):
+        (project_template / cache).mkdir(parents=True)
+        (project_template / cache / "blob.pyc").write_bytes(bytes(range(256)) * 8)
+    run(
+        ["cookiecutter", "--no-input", "--output-dir", str(tmp_path / "out"), str(template_repo)],
+        tmp_path,
+        env,
+    )
+    project = tmp_path / "out" / "iot_backend"
+    assert (project / "src/config/settings.py").is_file()
+    left = [p for p in project.rglob("*") if p.name in {".ruff_cache", "__pycache__", ".pytest_cache"}]
+    assert not left and not list(project.rglob("*.pyc"))
