@@ -19,6 +19,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
+from django.utils import translation
 
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 POSTGRES_MAX_NAME = 63
@@ -46,6 +47,14 @@ def isolated_channel_layer() -> Iterator[None]:
     yield
     async_to_sync(get_channel_layer().flush)()
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def english_messages() -> Iterator[None]:
+    """Tests assert messages in English, whatever LANGUAGE_CODE the project was generated with (Django's own
+    validation messages are translated)."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture(autouse=True)
