@@ -1,11 +1,13 @@
 """`manage.py simulate_devices` as a user runs it: a real process speaking the device contract."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomqtt
@@ -39,10 +41,12 @@ def database_name() -> str:
     return connection.settings_dict["NAME"]
 
 
-async def simulate(*args: str) -> asyncio.subprocess.Process:
+@contextlib.asynccontextmanager
+async def simulate(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`manage.py simulate_devices <args>` on the test's database; killed if the test leaves it running."""
     env = dict(os.environ, DJANGO_ENV_FILE=str(PROJECT_ROOT / "tests" / "test.env"))
     env["POSTGRES_DB"] = await database_name()
-    return await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(MANAGE),
         "simulate_devices",
@@ -52,6 +56,12 @@ async def simulate(*args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
 
 
 class Watcher:
@@ -115,36 +125,38 @@ async def test_a_fleet_announces_itself_sends_every_kind_answers_commands_and_sa
     usernames = [f"{name}-0001", f"{name}-0002"]
     client, watcher, task = await watching(usernames)
     try:
-        process = await simulate(
+        async with simulate(
             *("--count", "2", "--rate", "40", "--owner", owner.username, "--prefix", name),
             *("--replies", replies, "--reply-delay", "0.1"),
-        )
-        for username in usernames:
-            online = await watcher.wait_for(device_topic(username, topology.PRESENCE_KIND))
-            assert online and online[0]["online"] is True and online[0]["conn"]
-        await send_command(usernames[0], "cmd-1")
-        await send_command(usernames[0], "cmd-1")  # redelivered: answered once
-        reply_topic = device_topic(usernames[0], topology.REPLY_KIND)
-        expected = {
-            "ok": [("cmd-1", "received"), ("cmd-1", "ok")],
-            "error": [("cmd-1", "received"), ("cmd-1", "error")],
-        }.get(replies, [])
-        # A silent device answers nothing: give a wrong answer a few seconds to show up.
-        await watcher.wait_for(reply_topic, count=len(expected) or 1, within=WAIT if expected else 3.0)
-        for username in usernames:
-            for kind in topology.DEVICE_MESSAGE_KINDS:
-                assert await watcher.wait_for(device_topic(username, kind)), (username, kind)
-        process.send_signal(signal.SIGINT)  # Ctrl-C
-        output, _ = await asyncio.wait_for(process.communicate(), WAIT)
-        assert process.returncode == 0, output.decode()
-        assert b"stopped:" in output
-        assert [(reply["id"], reply["status"]) for reply in watcher.on(reply_topic)] == expected
-        for username in usernames:
-            for kind in topology.DEVICE_MESSAGE_KINDS:
-                assert all(isinstance(message, dict) for message in watcher.on(device_topic(username, kind)))
-            presence = await watcher.wait_for(device_topic(username, topology.PRESENCE_KIND), count=2)
-            assert [p["online"] for p in presence] == [True, False], presence
-            assert presence[0]["conn"] == presence[1]["conn"]
+        ) as process:
+            for username in usernames:
+                online = await watcher.wait_for(device_topic(username, topology.PRESENCE_KIND))
+                assert online and online[0]["online"] is True and online[0]["conn"]
+            await send_command(usernames[0], "cmd-1")
+            await send_command(usernames[0], "cmd-1")  # redelivered: answered once
+            reply_topic = device_topic(usernames[0], topology.REPLY_KIND)
+            expected = {
+                "ok": [("cmd-1", "received"), ("cmd-1", "ok")],
+                "error": [("cmd-1", "received"), ("cmd-1", "error")],
+            }.get(replies, [])
+            # A silent device answers nothing: give a wrong answer a few seconds to show up.
+            await watcher.wait_for(reply_topic, count=len(expected) or 1, within=WAIT if expected else 3.0)
+            for username in usernames:
+                for kind in topology.DEVICE_MESSAGE_KINDS:
+                    assert await watcher.wait_for(device_topic(username, kind)), (username, kind)
+            process.send_signal(signal.SIGINT)  # Ctrl-C
+            output, _ = await asyncio.wait_for(process.communicate(), WAIT)
+            assert process.returncode == 0, output.decode()
+            assert b"stopped:" in output
+            assert [(reply["id"], reply["status"]) for reply in watcher.on(reply_topic)] == expected
+            for username in usernames:
+                for kind in topology.DEVICE_MESSAGE_KINDS:
+                    assert all(
+                        isinstance(message, dict) for message in watcher.on(device_topic(username, kind))
+                    )
+                presence = await watcher.wait_for(device_topic(username, topology.PRESENCE_KIND), count=2)
+                assert [p["online"] for p in presence] == [True, False], presence
+                assert presence[0]["conn"] == presence[1]["conn"]
     finally:
         await stop_watching(client, task)
     devices = await database_sync_to_async(lambda: list(Device.objects.filter(username__in=usernames)))()
@@ -158,11 +170,11 @@ async def test_a_killed_simulator_leaves_each_device_s_last_will() -> None:
     username = f"{name}-0001"
     client, watcher, task = await watching([username])
     try:
-        process = await simulate("--count", "1", "--rate", "5", "--prefix", name)
-        presence_topic = device_topic(username, topology.PRESENCE_KIND)
-        assert await watcher.wait_for(presence_topic)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+        async with simulate("--count", "1", "--rate", "5", "--prefix", name) as process:
+            presence_topic = device_topic(username, topology.PRESENCE_KIND)
+            assert await watcher.wait_for(presence_topic)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
         # The broker publishes the will once it notices the dead connection (at once: the socket closed).
         presence = await watcher.wait_for(presence_topic, count=2)
         assert [p["online"] for p in presence] == [True, False]
