@@ -1,10 +1,12 @@
 """compose/emqx/acl.conf: EMQX file authorization, built as a list of rules and written as Erlang terms.
 
 Least privilege (first match wins, no_match is deny as well):
-- the handler's service user may only subscribe to the device topics of each kind (EMQX strips
-  "$share/<group>/" before the check, so the rule names the real topic) and to the presence topics;
+- the handler's service user may only subscribe to the device topics of each kind and of the protocol's own
+  kinds, presence and reply (EMQX strips "$share/<group>/" before the check, so the rule names the real
+  topic), and to the broker's client connected/disconnected events;
 - the publisher's service user may only publish under the command prefix;
-- a device may only publish to <device prefix>/<its username>/<kind>, never retained (a retained message
+- a device may only publish to <device prefix>/<its username>/<kind> (answered kinds, presence, reply), never
+  retained (a retained message
   would be replayed to the handlers on every (re)subscribe and move the device's state back), and
   subscribe to <command prefix>/<its username>;
 - nobody else reads $SYS or subscribes to everything; the last rule denies the rest.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from answers import Answers
+from answers import PRESENCE_KIND, REPLY_KIND, Answers
 
 PRESENCE_TOPICS = (
     "$SYS/brokers/+/clients/+/connected",
@@ -87,7 +89,8 @@ def render_rule(rule: Rule) -> str:
 def acl_rules(answers: Answers) -> list[Rule]:
     device = answers.device_topic_prefix
     command = answers.command_topic_prefix
-    kinds = answers.device_message_kinds
+    # The answered kinds, then the device protocol's own: presence announcements and command replies.
+    kinds = (*answers.device_message_kinds, PRESENCE_KIND, REPLY_KIND)
     handler = ("username", answers.handler_username)
     publisher = ("username", answers.publisher_username)
     return [
@@ -108,7 +111,7 @@ def acl_rules(answers: Answers) -> list[Rule]:
         ),
         Rule("Publisher service: nothing else.", "deny", publisher, "all", ("#", "$SYS/#")),
         Rule(
-            "Devices: publish only to their own topic of each message kind, never retained.",
+            "Devices: publish only to their own topics (each kind, presence, reply), never retained.",
             "allow",
             "all",
             "publish",

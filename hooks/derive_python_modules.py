@@ -41,6 +41,8 @@ def topology_source(answers: Answers) -> str:
         "# Kinds of the device protocol itself (not answers): presence announcements and command replies.",
         f"PRESENCE_KIND = {python_string(PRESENCE_KIND)}",
         f"REPLY_KIND = {python_string(REPLY_KIND)}",
+        "# Every kind the handler service subscribes to and routes: the answered ones and the protocol's.",
+        "SERVICE_KINDS = (*DEVICE_MESSAGE_KINDS, PRESENCE_KIND, REPLY_KIND)",
         f"INGEST_QOS = {answers.ingest_qos}",
         f"COMMAND_QOS = {answers.command_qos}",
         "# Broker users of the backend services: acl.conf grants them by these names.",

@@ -66,6 +66,11 @@ def test_broker_denies_what_no_rule_allows_and_refuses_anonymous_clients(baked, 
     assert "false AS is_superuser" in chain[1]["query"]
 
 
+def service_kinds(topo: dict) -> tuple[str, ...]:
+    """Every kind a device publishes: the answered ones, then the protocol's presence and reply."""
+    return (*topo["DEVICE_MESSAGE_KINDS"], topo["PRESENCE_KIND"], topo["REPLY_KIND"])
+
+
 def _device(username: str = "dev-001", clientid: str | None = None) -> Client:
     return Client(username=username, clientid=clientid or username)
 
@@ -74,7 +79,7 @@ def test_device_publishes_only_its_own_kinds(fence):
     topo, decide = fence
     dev = _device()
     prefix = topo["DEVICE_TOPIC_PREFIX"]
-    for kind in topo["DEVICE_MESSAGE_KINDS"]:
+    for kind in service_kinds(topo):
         for qos in (0, 1, 2):
             assert decide(dev, "publish", f"{prefix}/dev-001/{kind}", qos=qos) == "allow"
         assert decide(dev, "publish", f"{prefix}/dev-002/{kind}") == "deny"
@@ -90,7 +95,7 @@ def test_device_cannot_publish_retained_messages(fence):
     topo, decide = fence
     dev = _device()
     prefix = topo["DEVICE_TOPIC_PREFIX"]
-    for kind in topo["DEVICE_MESSAGE_KINDS"]:
+    for kind in service_kinds(topo):
         topic = f"{prefix}/dev-001/{kind}"
         for qos in (0, 1, 2):
             assert decide(dev, "publish", topic, qos=qos, retain=True) == "deny", (topic, qos)
@@ -146,7 +151,7 @@ def test_handler_user_subscribes_to_shared_device_topics_only(fence):
     topo, decide = fence
     prefix = topo["DEVICE_TOPIC_PREFIX"]
     group = topo["SHARED_SUBSCRIPTION_GROUP"]
-    for kind in topo["DEVICE_MESSAGE_KINDS"]:
+    for kind in service_kinds(topo):
         shared = f"$share/{group}/{prefix}/+/{kind}"
         assert decide(HANDLER, "subscribe", shared, qos=topo["INGEST_QOS"]) == "allow"
         assert decide(HANDLER, "publish", f"{prefix}/dev-001/{kind}") == "deny"
@@ -196,7 +201,7 @@ def test_every_username_the_validator_accepts_stays_inside_its_own_fence(fence, 
     victim = "victim-device"
     for name in accepted:
         device = _device(name)
-        for kind in topo["DEVICE_MESSAGE_KINDS"]:
+        for kind in service_kinds(topo):
             assert decide(device, "publish", f"{prefix}/{name}/{kind}") == "allow", name
             assert decide(device, "publish", f"{prefix}/{victim}/{kind}") == "deny", name
         assert decide(device, "subscribe", f"{cmd}/{name}") == "allow", name

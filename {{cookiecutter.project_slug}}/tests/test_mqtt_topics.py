@@ -12,8 +12,14 @@ def test_default_topics_follow_the_topology() -> None:
     assert topics.command_topic("dev-1") == f"{topology.COMMAND_TOPIC_PREFIX}/dev-1"
     assert topics.handler_subscriptions() == [
         f"$share/{topology.SHARED_SUBSCRIPTION_GROUP}/{topology.DEVICE_TOPIC_PREFIX}/+/{kind}"
-        for kind in topology.DEVICE_MESSAGE_KINDS
+        for kind in topology.SERVICE_KINDS
     ]
+    # The answered kinds, then the device protocol's own: presence announcements and command replies.
+    assert topology.SERVICE_KINDS == (
+        *topology.DEVICE_MESSAGE_KINDS,
+        topology.PRESENCE_KIND,
+        topology.REPLY_KIND,
+    )
 
 
 @pytest.mark.parametrize(

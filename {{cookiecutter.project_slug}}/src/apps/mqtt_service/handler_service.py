@@ -135,7 +135,7 @@ class HandlerService:
         self._stopping.set()
 
     async def run(self) -> None:
-        self._handlers = load_handlers(self.scheme.kinds)
+        self._handlers = load_handlers(self.scheme.subscribed_kinds())
         for kind, handler in self._handlers.items():
             logger.info("handler %s: kind %s -> %s", self.client_id, kind, describe(handler))
         unsubscribed = [kind for kind in registered_kinds() if kind not in self._handlers]

@@ -10,8 +10,9 @@ app's `mqtt_handlers.py` (found with Django's autodiscover_modules when the serv
     async def store_telemetry(message: DeviceMessage) -> None:
         ...
 
-It replaces the built-in handler of that kind. The kind must be one of the answered message kinds, or the
-handler never receives anything: the service subscribes only to `<device prefix>/+/<kind>` for those.
+It replaces the built-in handler of that kind. The kind must be one of the answered message kinds or of the
+device protocol's own (`presence`, `reply`), or the handler never receives anything: the service subscribes
+only to `<device prefix>/+/<kind>` for those (topology.SERVICE_KINDS).
 """
 
 from __future__ import annotations

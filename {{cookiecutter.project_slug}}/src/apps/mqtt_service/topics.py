@@ -23,6 +23,8 @@ class TopicScheme:
     command_prefix: str = topology.COMMAND_TOPIC_PREFIX
     kinds: tuple[str, ...] = tuple(topology.DEVICE_MESSAGE_KINDS)
     shared_group: str = topology.SHARED_SUBSCRIPTION_GROUP
+    # The device protocol's own kinds (presence announcements, command replies), subscribed like the others.
+    protocol_kinds: tuple[str, ...] = (topology.PRESENCE_KIND, topology.REPLY_KIND)
 
     def device_topic(self, username: str, kind: str) -> str:
         return f"{self.device_prefix}/{username}/{kind}"
@@ -30,9 +32,14 @@ class TopicScheme:
     def command_topic(self, username: str) -> str:
         return f"{self.command_prefix}/{username}"
 
+    def subscribed_kinds(self) -> tuple[str, ...]:
+        """The kinds the handler service subscribes to and routes: the answered ones, then the protocol's."""
+        return (*self.kinds, *(kind for kind in self.protocol_kinds if kind not in self.kinds))
+
     def handler_subscriptions(self) -> list[str]:
         # One subscription per kind (not `+/+`): devices cannot make the handler receive unknown kinds.
-        return [f"$share/{self.shared_group}/{self.device_prefix}/+/{kind}" for kind in self.kinds]
+        group, prefix = self.shared_group, self.device_prefix
+        return [f"$share/{group}/{prefix}/+/{kind}" for kind in self.subscribed_kinds()]
 
     def parse_device_topic(self, topic: str) -> tuple[str, str] | None:
         """`<device prefix>/<username>/<kind>` -> (username, kind), for a username a device can have;
