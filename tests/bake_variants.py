@@ -58,6 +58,30 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "shared_subscription_group": "workers",
         "mqtt_handler_replicas": 3,
     },
+    # Every other answer that changes generated code, in two bakes whose own suites run (SUITE_VARIANTS):
+    # the extreme QoS levels both ways, each password scheme, renamed broker users, another language, kinds
+    # without `status` and a single kind.
+    "edges_qos0_bcrypt": {
+        "project_name": "Edge's Fleet",
+        "device_message_kinds": "metrics, alarm,heartbeat",
+        "command_topic_prefix": "cmd",
+        "ingest_qos": 0,
+        "command_qos": 2,
+        "device_password_hash": "bcrypt",
+        "mqtt_handler_username": "ingest-bot",
+        "mqtt_publisher_username": "cmd_bot",
+        "timezone": "Asia/Tashkent",
+        "language_code": "uz",
+    },
+    "edges_qos2_pbkdf2": {
+        "device_message_kinds": "status",
+        "ingest_qos": 2,
+        "command_qos": 0,
+        "device_password_hash": "pbkdf2",
+        "mqtt_publisher_replicas": 2,
+        "use_flower": False,
+        "emqx_nodes": 3,
+    },
     # Answers typed on the command line arrive as strings.
     "answers_as_strings": {
         "ingest_qos": "2",
@@ -66,6 +90,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "emqx_nodes": "3",
     },
 }
+
+# The bakes whose own test suites the template suite runs besides the defaults': between them, every answer
+# that changes the generated code takes a value other than its default. (Each single-answer bake above is
+# checked statically; running ~25 full suites would cost most of the CI budget for little more coverage.)
+SUITE_VARIANTS = ("acme_fleet", "edges_qos0_bcrypt", "edges_qos2_pbkdf2")
 
 DEFAULTS = {
     "project_slug": "iot_backend",
@@ -84,7 +113,7 @@ DEFAULTS = {
     "use_flower": True,
     "expose_infra_ports": False,
 }
-SLUGS = {"other_name": "smart_farm", "acme_fleet": "acme_fleet"}
+SLUGS = {"other_name": "smart_farm", "acme_fleet": "acme_fleet", "edges_qos0_bcrypt": "edge_s_fleet"}
 
 
 def expected(variant: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from bake_variants import VARIANTS, compose_config, emqx_nodes, module_constants
 from emqx_authz_model import Client, Request, authorize, consult
 from pyhocon import ConfigFactory
 
-# Every bake whose topics, kinds, group or QoS differ from the defaults.
+# Every bake whose topics, kinds, group, QoS or service users differ from the defaults.
 FENCED_VARIANTS = sorted(
     name
     for name, answers in VARIANTS.items()
@@ -22,12 +22,19 @@ FENCED_VARIANTS = sorted(
         "device_message_kinds",
         "shared_subscription_group",
         "ingest_qos",
+        "mqtt_handler_username",
+        "mqtt_publisher_username",
     }
     & set(answers)
 )
 
-HANDLER = Client(username="svc_handler", clientid="iot-mqtt-handler-1")
-PUBLISHER = Client(username="svc_publisher", clientid="iot-mqtt-publisher-1")
+
+def handler(topo: dict) -> Client:
+    return Client(username=topo["HANDLER_USERNAME"], clientid="iot-mqtt-handler-1")
+
+
+def publisher(topo: dict) -> Client:
+    return Client(username=topo["PUBLISHER_USERNAME"], clientid="iot-mqtt-publisher-1")
 
 
 @pytest.fixture(scope="module", params=FENCED_VARIANTS)
@@ -153,13 +160,13 @@ def test_handler_user_subscribes_to_shared_device_topics_only(fence):
     group = topo["SHARED_SUBSCRIPTION_GROUP"]
     for kind in service_kinds(topo):
         shared = f"$share/{group}/{prefix}/+/{kind}"
-        assert decide(HANDLER, "subscribe", shared, qos=topo["INGEST_QOS"]) == "allow"
-        assert decide(HANDLER, "publish", f"{prefix}/dev-001/{kind}") == "deny"
-    assert decide(HANDLER, "subscribe", "$SYS/brokers/+/clients/+/connected") == "allow"
-    assert decide(HANDLER, "subscribe", "$SYS/brokers/+/clients/+/disconnected") == "allow"
+        assert decide(handler(topo), "subscribe", shared, qos=topo["INGEST_QOS"]) == "allow"
+        assert decide(handler(topo), "publish", f"{prefix}/dev-001/{kind}") == "deny"
+    assert decide(handler(topo), "subscribe", "$SYS/brokers/+/clients/+/connected") == "allow"
+    assert decide(handler(topo), "subscribe", "$SYS/brokers/+/clients/+/disconnected") == "allow"
     for topic in ("#", "+/#", "$SYS/#", f"{topo['COMMAND_TOPIC_PREFIX']}/+", f"{prefix}/#"):
-        assert decide(HANDLER, "subscribe", topic) == "deny", topic
-    assert decide(HANDLER, "publish", f"{topo['COMMAND_TOPIC_PREFIX']}/dev-001") == "deny"
+        assert decide(handler(topo), "subscribe", topic) == "deny", topic
+    assert decide(handler(topo), "publish", f"{topo['COMMAND_TOPIC_PREFIX']}/dev-001") == "deny"
 
 
 def test_publisher_user_publishes_commands_only(fence):
@@ -167,12 +174,12 @@ def test_publisher_user_publishes_commands_only(fence):
     cmd = topo["COMMAND_TOPIC_PREFIX"]
     prefix = topo["DEVICE_TOPIC_PREFIX"]
     for qos in (0, 1, 2):
-        assert decide(PUBLISHER, "publish", f"{cmd}/dev-001", qos=qos) == "allow"
+        assert decide(publisher(topo), "publish", f"{cmd}/dev-001", qos=qos) == "allow"
     kind = topo["DEVICE_MESSAGE_KINDS"][0]
     for topic in (f"{prefix}/dev-001/{kind}", "#", f"{cmd}/dev-001/extra", "$SYS/brokers"):
-        assert decide(PUBLISHER, "publish", topic) == "deny", topic
+        assert decide(publisher(topo), "publish", topic) == "deny", topic
     for topic in (f"{cmd}/dev-001", "#", f"{prefix}/+/{kind}"):
-        assert decide(PUBLISHER, "subscribe", topic) == "deny", topic
+        assert decide(publisher(topo), "subscribe", topic) == "deny", topic
 
 
 def test_strangers_and_anonymous_get_nothing(fence):

@@ -269,7 +269,8 @@ def test_acl_and_topology_agree_with_the_answers(baked, tools) -> None:
         "PUBLISHER_USERNAME": want["mqtt_publisher_username"],
     }
     device, command = topology["DEVICE_TOPIC_PREFIX"], topology["COMMAND_TOPIC_PREFIX"]
-    kinds = topology["DEVICE_MESSAGE_KINDS"]
+    # Devices publish, and the handler reads, the answered kinds and the protocol's presence and reply.
+    kinds = (*topology["DEVICE_MESSAGE_KINDS"], "presence", "reply")
     rules = consult(project / "compose/emqx/acl.conf")
     allowed = {
         (rule[1], repr(rule[2])): tuple(rule[3]) for rule in rules if len(rule) == 4 and rule[0] == "allow"

@@ -2,15 +2,16 @@
 environment points at (by default the services on 127.0.0.1 named in the generated tests/test.env).
 
 The defaults are baked and installed with their own `make install` and `make test` (slow fault tests
-included). Every other bake of the template suite (tests/bake_variants.py) then runs its suite with that
-virtual environment when its lock is a subset of the defaults' (no_flower, pbkdf2...), or else in a .venv of
-its own installed from its lock with uv (bcrypt): once per distinct generated code, since two bakes whose
-src/, tests/ and pyproject.toml are byte for byte the same run the same suite. The runs go three at a time;
-each mostly waits on real services, not on the CPU."""
+included). The bakes of tests/bake_variants.py SUITE_VARIANTS, which between them give every answer that
+changes the generated code a value other than its default, then run their suites with that virtual
+environment when their lock is a subset of the defaults' (pbkdf2...), or else in a .venv of their own
+installed from their lock with uv (bcrypt). The runs go at the same time; each mostly waits on real
+services, not on the CPU."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -18,10 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from bake_variants import VARIANTS
+from bake_variants import SUITE_VARIANTS, VARIANTS, expected
 from project_runs import TEST_TIMEOUT_SECONDS, project_env, tail
 
-CONCURRENT_SUITES = 3
+CONCURRENT_SUITES = len(SUITE_VARIANTS)
 # The other bakes whose fault tests (marked slow, about a minute) run too: custom kinds and topics change what
 # they publish and subscribe to.
 SLOW_TESTS_ALSO_FOR = {"acme_fleet"}
@@ -70,7 +71,7 @@ def variant_suites(
     installed_project: Path, bake_project, install_with_uv
 ) -> Callable[[str], tuple[str, Future]]:
     """variant -> (the variant whose run stands for it, that run's future). All runs start on first use."""
-    baked = {name: bake_project(answers) for name, answers in VARIANTS.items() if name != "defaults"}
+    baked = {name: bake_project(VARIANTS[name]) for name in SUITE_VARIANTS}
     first_with: dict[str, str] = {code_fingerprint(installed_project): "defaults"}
     runs: dict[str, Future] = {}
     pool = ThreadPoolExecutor(max_workers=CONCURRENT_SUITES, thread_name_prefix="generated-suite")
@@ -89,7 +90,7 @@ def variant_suites(
     return lambda variant: (first_with[code_fingerprint(baked[variant])], runs)
 
 
-@pytest.mark.parametrize("variant", sorted(name for name in VARIANTS if name != "defaults"))
+@pytest.mark.parametrize("variant", SUITE_VARIANTS)
 def test_every_bake_passes_its_own_suite(variant: str, variant_suites) -> None:
     owner, runs = variant_suites(variant)
     if owner != variant:
@@ -109,3 +110,32 @@ def test_a_new_user_walks_both_data_paths(variant: str, installed_project: Path,
     )
     assert result.returncode == 0, tail(result) + logs
     assert "walkthrough: ok" in result.stdout
+
+
+# Answers that only reach files no generated suite reads (packaging metadata, compose host ports, image tags).
+NOT_IN_GENERATED_CODE = {
+    "description",
+    "author_name",
+    "author_email",
+    "version",
+    "expose_infra_ports",
+    "python_version",
+    "postgres_version",
+    "redis_version",
+    "emqx_version",
+}
+
+
+def test_the_suites_that_run_give_every_answer_another_value() -> None:
+    """SUITE_VARIANTS stand for the single-answer bakes: each answer that reaches the generated code takes a
+    non-default value in at least one of them."""
+    template_answers = json.loads((Path(__file__).parent.parent / "cookiecutter.json").read_text())
+    questions = [name for name in template_answers if not name.startswith("_")]
+    defaults = {**template_answers, **expected("defaults")}
+    uncovered = [
+        name
+        for name in questions
+        if name not in NOT_IN_GENERATED_CODE
+        and not any(str(expected(v).get(name, defaults[name])) != str(defaults[name]) for v in SUITE_VARIANTS)
+    ]
+    assert not uncovered, f"no suite runs with another value of {uncovered}"
