@@ -80,6 +80,6 @@ clean: ## Remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # Not part of `make test`: prints figures, asserts nothing. Needs the local services of the test suite plus
-# mosquitto and mosquitto_pub. `make bench BENCH_ARGS="--runs 3"` reports medians of three runs.
+# mosquitto and mosquitto_pub. Medians of five runs; `make bench BENCH_ARGS="--runs 1"` for a quick one.
 bench: ## Benchmark the generated project's MQTT data paths against raw aiomqtt baselines
 	python3 bench/run.py $(BENCH_ARGS)

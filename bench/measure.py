@@ -3,12 +3,17 @@
 Started by run.py inside a venv that has the project's requirements. It starts its own Mosquitto (free port,
 TCP_NODELAY, no per-client queue or in-flight limits), its own Postgres database (dropped at the end) and
 uses the local Redis under keys unique to this run (deleted at the end). Traffic goes to 127.0.0.1 only.
+
+Beside each rate it measures the CPU time every process on the path used (cpu.py): the services and traffic
+processes it started, its Mosquitto, and, read from /proc only, the Redis server and the Postgres backends of
+its database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -20,7 +25,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +33,7 @@ from typing import Any
 
 import psycopg
 import redis
+from cpu import CpuWindow, machine, ms_per_thousand
 from report import format_table, summarize
 
 logger = logging.getLogger("bench")
@@ -36,6 +42,8 @@ TRAFFIC = BENCH_DIR / "traffic.py"
 SEED = BENCH_DIR / "seed_data.py"
 # Redis logical databases of the generated settings: 3 channel layer, 4 publish queue and metrics.
 REDIS_DBS = (3, 4)
+# Registered devices of row (e), all sent traffic.
+FLEET_DEVICES = 10_000
 
 
 def free_port() -> int:
@@ -57,6 +65,10 @@ def find_program(name: str) -> str:
 class TrafficProcess:
     process: asyncio.subprocess.Process
     role: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     async def result(self, timeout: float) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -100,6 +112,9 @@ class Bench:
     services: list[Service] = field(default_factory=list)
     seed: dict[str, Any] = field(default_factory=dict)
     counter: int = 0
+    redis_pid: int = 0
+    # CPU of the current run, ms per 1,000 messages: {scenario: {"project": {group: ms}, "baseline": {...}}}
+    cpu: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # One key for every process: session auth hashes are signed with it.
     secret_key: str = field(default_factory=lambda: f"bench-{secrets.token_urlsafe(40)}")
 
@@ -138,6 +153,41 @@ class Bench:
             dbname=env.get("BENCH_ADMIN_DB", "postgres"),
             autocommit=True,
         )
+
+    @property
+    def fleet_topics(self) -> Path:
+        return self.workdir / "fleet-topics.txt"
+
+    def redis_client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis(
+            host=os.environ.get("REDIS_HOST", "127.0.0.1"),
+            port=int(os.environ.get("REDIS_PORT", "6379")),
+            password=os.environ.get("REDIS_PASSWORD") or None,
+            db=db,
+        )
+
+    def postgres_pids(self) -> list[int]:
+        """The backends serving this run's database (the admin connection is to another database)."""
+        with self.pg_connect() as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.tag,)).fetchall()
+        return [pid for (pid,) in rows]
+
+    def window(
+        self, *, broker: bool = True, project: bool = False, **services: Callable[[], Iterable[int]]
+    ) -> CpuWindow:
+        """A CPU window over `services`, the broker, and for the project's path Redis and this run's
+        Postgres backends."""
+        groups: dict[str, Callable[[], Iterable[int]]] = {}
+        if broker:
+            groups["broker"] = lambda: [self._service("mosquitto").process.pid]
+        groups.update(services)
+        if project:
+            groups["redis"] = lambda: [self.redis_pid] if self.redis_pid else []
+            groups["postgres"] = self.postgres_pids
+        return CpuWindow(groups)
+
+    def service_pids(self, *names: str) -> Callable[[], list[int]]:
+        return lambda: [service.process.pid for service in self.services if service.name in names]
 
     def next_id(self, what: str) -> str:
         self.counter += 1
@@ -230,7 +280,24 @@ class Bench:
             conn.execute(f'CREATE DATABASE "{self.tag}"')
         python = sys.executable
         await self.run_checked(python, "src/manage.py", "migrate", "--no-input", "-v", "0")
-        self.seed = json.loads((await self.run_checked(python, str(SEED), "8")).strip().splitlines()[-1])
+        seeded = await self.run_checked(
+            python,
+            str(SEED),
+            "--devices",
+            "8",
+            "--fleet",
+            str(FLEET_DEVICES),
+            "--fleet-topics",
+            str(self.fleet_topics),
+        )
+        self.seed = json.loads(seeded.strip().splitlines()[-1])
+        # Read only: the pid is used to read the server's CPU time from /proc, never to signal it.
+        client = self.redis_client()
+        self.redis_pid = int(client.info("server")["process_id"])
+        client.close()
+        if not Path(f"/proc/{self.redis_pid}").exists():
+            logger.warning("Redis (pid %d) is not visible in /proc: its CPU is not counted", self.redis_pid)
+            self.redis_pid = 0
         await self.start_service(
             "uvicorn",
             [
@@ -260,12 +327,7 @@ class Bench:
         with self.pg_connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.tag}" WITH (FORCE)')
         for db in REDIS_DBS:
-            client = redis.Redis(
-                host=os.environ.get("REDIS_HOST", "127.0.0.1"),
-                port=int(os.environ.get("REDIS_PORT", "6379")),
-                password=os.environ.get("REDIS_PASSWORD") or None,
-                db=db,
-            )
+            client = self.redis_client(db)
             keys = list(client.scan_iter(match=f"*{self.tag}*", count=1000))
             if keys:
                 client.delete(*keys)
@@ -282,6 +344,7 @@ class Bench:
         """
         topic, n = self.seed["command_topic"], self.messages
         results: dict[str, float] = {}
+        cpu: dict[str, dict[str, float]] = {}
         for name in ("raw", "project", "project_live_producer"):
             sub = await self.traffic(
                 "subscribe-count",
@@ -306,6 +369,11 @@ class Bench:
                 sender = await self.traffic(
                     "enqueue", topic=topic, count=n, concurrency=50, timeout=120, wait_for_go=True
                 )
+            if name == "raw":
+                window = self.window()
+            else:
+                window = self.window(project=True, publisher_service=self.service_pids("publisher"))
+            window.start()
             if name == "project":
                 publisher = self._service("publisher")
                 publisher.process.send_signal(signal.SIGSTOP)
@@ -320,8 +388,17 @@ class Bench:
                 sent = await sender.result(130)
                 start = sent["start"]
             got = await sub.result(130)
+            window.stop()
+            window.add("raw_publisher" if name == "raw" else "producer", sent["cpu"])
+            window.add("subscriber", got["cpu"])
+            cpu[name] = window.per_thousand(n)
             results[name] = self._rate(got, start, n)
             results[f"{name}_send_only"] = sent["sent"] / (sent["end"] - sent["start"])
+        self.cpu["publisher"] = {"project": cpu["project"], "baseline": cpu["raw"]}
+        self.cpu["publisher_live_producer"] = {
+            "project": cpu["project_live_producer"],
+            "baseline": cpu["raw"],
+        }
         # send_only: how fast the sender alone went (for the project: enqueueing into Redis), to tell
         # which side limited the end-to-end figure.
         return {
@@ -336,8 +413,11 @@ class Bench:
         (service,) = [service for service in self.services if service.name == name]
         return service
 
-    async def _flood(self, total: int) -> float:
-        """Publish `total` messages with several mosquitto_pub connections (C client, QoS 1) at full speed."""
+    async def _flood(self, total: int) -> tuple[float, float]:
+        """Publish `total` messages with several mosquitto_pub connections (C client, QoS 1) at full speed.
+
+        Returns the start time and the CPU seconds the mosquitto_pub processes used (from wait4, as they
+        have exited by then)."""
         topics = self.seed["device_topics"]
         other = _other_kind(topics)
         lanes = [topics["event"][0], topics[other][1], topics["event"][2], topics[other][3]]
@@ -347,33 +427,51 @@ class Bench:
             path = self.workdir / f"flood-{index}.txt"
             path.write_text("".join(f'{{"seq": {index * per_lane + i}, "ts": 0}}\n' for i in range(per_lane)))
             files.append(path)
+        program = find_program("mosquitto_pub")
         start = time.time()
-        procs = []
+        pids = []
         for index, topic in enumerate(lanes):
-            with files[index].open("rb") as stdin:
-                procs.append(
-                    await asyncio.create_subprocess_exec(
-                        find_program("mosquitto_pub"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(self.broker_port),
-                        "-V",
-                        "mqttv5",
-                        "-q",
-                        "1",
-                        "-M",
-                        "1000",
-                        "-i",
-                        self.next_id("flood"),
-                        "-t",
-                        topic,
-                        "-l",
-                        stdin=stdin,
-                    )
-                )
-        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), 120)
-        return start
+            argv = [program, "-h", "127.0.0.1", "-p", str(self.broker_port), "-V", "mqttv5", "-q", "1"]
+            argv += ["-M", "1000", "-i", self.next_id("flood"), "-t", topic, "-l"]
+            # posix_spawn + wait4 (not asyncio's subprocess, which reaps the child itself): wait4 returns
+            # the child's own resource usage.
+            stdin = (os.POSIX_SPAWN_OPEN, 0, str(files[index]), os.O_RDONLY, 0)
+            pids.append(os.posix_spawn(program, argv, os.environ, file_actions=[stdin]))
+        loop = asyncio.get_running_loop()
+        waits = [loop.run_in_executor(None, os.wait4, pid, 0) for pid in pids]
+        try:
+            reaped = await asyncio.wait_for(asyncio.gather(*waits), 120)
+        except TimeoutError:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            await asyncio.gather(*waits, return_exceptions=True)
+            raise
+        failed = [os.waitstatus_to_exitcode(status) for _, status, _ in reaped if status]
+        if failed:
+            raise RuntimeError(f"mosquitto_pub exited with {failed}")
+        return start, sum(usage.ru_utime + usage.ru_stime for _, _, usage in reaped)
+
+    async def _spread_flood(self, total: int) -> tuple[float, float]:
+        """Publish `total` messages at full speed, each to the next fleet device topic (all of them in turn).
+
+        Returns the start time and the feeding process's CPU seconds."""
+        feeder = await self.traffic(
+            "spread-publish",
+            port=self.broker_port,
+            client_id=self.next_id("spread"),
+            topics_file=str(self.fleet_topics),
+            count=total,
+            inflight=1000,
+            timeout=120,
+            wait_for_go=True,
+        )
+        start = time.time()
+        await feeder.go()
+        sent = await feeder.result(130)
+        if sent["acked"] < total:
+            logger.warning("the broker acknowledged only %d of %d fleet messages", sent["acked"], total)
+        return start, sent["cpu"]
 
     async def _handlers(self, replicas: int) -> list[Service]:
         group = self.next_id("group").replace("-", "_")
@@ -410,22 +508,33 @@ class Bench:
             "latency": latency,
         }
 
-    async def handler_ingest(self, replicas: int) -> float:
-        """(b)/(d) built-in handlers (DB writes + WebSocket push to a signed-in socket), full-speed feed."""
+    async def handler_ingest(self, replicas: int, spread: bool = False) -> tuple[float, dict[str, float]]:
+        """(b)/(d)/(e) built-in handlers (DB writes + WebSocket push to a signed-in socket), full-speed feed:
+        four devices (mosquitto_pub), or with `spread` every fleet device in turn. Returns the rate and the
+        CPU per 1,000 messages of each process group."""
         n = self.messages // 4 * 4
         handlers = await self._handlers(replicas)
         try:
             socket_ = await self.traffic("ws-listen", **self._ws_spec(n, 180))
-            start = await self._flood(n)
+            window = self.window(
+                project=True,
+                handler_service=self.service_pids(*(service.name for service in handlers)),
+                uvicorn=self.service_pids("uvicorn"),
+            )
+            window.start()
+            start, feed_cpu = await (self._spread_flood(n) if spread else self._flood(n))
             got = await socket_.result(190)
+            window.stop()
+            window.add("feed", feed_cpu)
+            window.add("websocket_client", got["cpu"])
             if got["duplicates"]:
                 logger.warning("WebSocket got %d duplicate frames", got["duplicates"])
-            return self._rate(got, start, n)
+            return self._rate(got, start, n), window.per_thousand(n)
         finally:
             for service in handlers:
                 await self.stop_service(service)
 
-    async def raw_ingest(self) -> float:
+    async def raw_ingest(self) -> tuple[float, dict[str, float]]:
         n = self.messages // 4 * 4
         prefix = self.seed["device_topics"]["event"][0].rsplit("/", 2)[0]
         sub = await self.traffic(
@@ -436,8 +545,14 @@ class Bench:
             count=n,
             timeout=120,
         )
-        start = await self._flood(n)
-        return self._rate(await sub.result(130), start, n)
+        window = self.window()
+        window.start()
+        start, feed_cpu = await self._flood(n)
+        got = await sub.result(130)
+        window.stop()
+        window.add("feed", feed_cpu)
+        window.add("raw_subscriber", got["cpu"])
+        return self._rate(got, start, n), window.per_thousand(n)
 
     async def latency(self, rate: int = 1000, seconds: float = 10.0) -> dict[str, float]:
         """(c) device -> handler -> WebSocket at a fixed rate; a raw MQTT subscriber on the same feed."""
@@ -456,6 +571,13 @@ class Bench:
                 timeout=seconds + 60,
                 latency=True,
             )
+            project = self.window(
+                broker=False,
+                project=True,
+                handler_service=self.service_pids(*(service.name for service in handlers)),
+                uvicorn=self.service_pids("uvicorn"),
+            )
+            shared = self.window()
             sender = await self.traffic(
                 "paced-publish",
                 port=self.broker_port,
@@ -465,13 +587,26 @@ class Bench:
                 seconds=seconds,
                 wait_for_go=True,
             )
+            project.start()
+            shared.start()
             await sender.go()
             sent = await sender.result(seconds + 60)
             ws, mqtt = await socket_.result(seconds + 70), await raw.result(seconds + 70)
+            project.stop()
+            shared.stop()
         finally:
             for service in handlers:
                 await self.stop_service(service)
         achieved = sent["sent"] / (sent["end"] - sent["start"])
+        # The baseline subscriber reads the same feed at the same time: broker and feed are shared, so they
+        # are counted on both sides.
+        shared.add("feed", sent["cpu"])
+        project.add("websocket_client", ws["cpu"])
+        shared_ms = shared.per_thousand(total)
+        self.cpu["latency"] = {
+            "project": {**shared_ms, **project.per_thousand(total)},
+            "baseline": {**shared_ms, "raw_subscriber": ms_per_thousand(mqtt["cpu"], total)},
+        }
         return {
             "rate": achieved,
             "ws_received": ws["received"],
@@ -490,16 +625,23 @@ class Bench:
         return got["received"] / (got["last"] - start)
 
     async def run_once(self) -> dict[str, Any]:
+        self.cpu = {}
         publisher = await self.publisher_path()
-        raw = await self.raw_ingest()
-        one = await self.handler_ingest(1)
-        two = await self.handler_ingest(2)
+        raw, raw_cpu = await self.raw_ingest()
+        one, one_cpu = await self.handler_ingest(1)
+        two, two_cpu = await self.handler_ingest(2)
+        fleet, fleet_cpu = await self.handler_ingest(1, spread=True)
         latency = await self.latency()
+        self.cpu["handler_ingest"] = {"project": one_cpu, "baseline": raw_cpu}
+        self.cpu["replicas_two"] = {"project": two_cpu, "baseline": one_cpu}
+        self.cpu["fleet_ingest"] = {"project": fleet_cpu, "baseline": one_cpu}
         return {
             "publisher": publisher,
             "handler_ingest": {"project": one, "baseline": raw},
             "replicas": {"one": one, "two": two},
+            "fleet_ingest": {"project": fleet, "baseline": one, "devices": FLEET_DEVICES},
             "latency": latency,
+            "cpu": self.cpu,
         }
 
 
@@ -530,6 +672,8 @@ def workdir(keep: bool) -> Iterator[Path]:
 async def main_async(args: argparse.Namespace) -> int:
     with workdir(args.keep) as tmp:
         bench = Bench(project=args.project, workdir=tmp, messages=args.messages)
+        # Before anything of the benchmark's own starts, so the load average is the machine's.
+        machine_info = machine()
         runs = []
         try:
             await bench.start()
@@ -541,10 +685,9 @@ async def main_async(args: argparse.Namespace) -> int:
             await bench.stop()
         summary = summarize(runs)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"messages": args.messages, "runs": runs, "median": summary}, indent=2) + "\n"
-        )
-        sys.stdout.write(format_table(summary, len(runs)) + "\n")
+        figures = {"machine": machine_info, "messages": args.messages, "runs": runs, "median": summary}
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+        sys.stdout.write(format_table(summary, len(runs), machine_info) + "\n")
         sys.stdout.write(f"figures written to {args.json}\n")
     return 0
 
@@ -554,7 +697,7 @@ def main() -> int:
     parser.add_argument(
         "--project", type=Path, required=True, help="a baked project with its .venv deps installed"
     )
-    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--messages", type=int, default=20_000, help="messages per throughput measurement")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (service logs)")

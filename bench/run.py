@@ -1,4 +1,4 @@
-"""Benchmark of the generated project's MQTT data paths: `python3 bench/run.py [--runs 3]` (or `make bench`).
+"""Benchmark of the generated project's MQTT data paths: `python3 bench/run.py [--runs 5]` (or `make bench`).
 
 Needs only Python 3 to start: it creates (or reuses) a venv with cookiecutter and the project's pinned
 requirements, bakes a project with the default answers into a temporary directory and hands over to
@@ -61,7 +61,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=1, help="repeat every measurement; medians are reported")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="repeat every measurement; medians are reported (5)"
+    )
     parser.add_argument("--messages", type=int, default=20_000, help="messages per throughput measurement")
     parser.add_argument(
         "--venv", type=Path, default=DEFAULT_VENV, help=f"venv to create or reuse (default {DEFAULT_VENV})"

@@ -1,20 +1,38 @@
 """Creates the benchmark's data in the baked project's database and prints it as one JSON line.
 
+    seed_data.py [--devices 8] [--fleet 10000 --fleet-topics PATH]
+
 Run with the project's settings (PYTHONPATH=<project>/src): a staff user who owns the devices, so each
 device message is pushed to two groups (the owner's and staff), and a session for that user stored exactly
 as `django.contrib.auth.login` stores it, so the WebSocket client connects with a real session cookie.
+`--fleet N` also registers N more devices of that user (bulk inserts, no password: the benchmark's broker
+does not authenticate) and writes one topic per line to PATH: every device's `event` topic, then every
+device's topic of a second kind, so a feed that cycles through the file spreads over all of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
+from pathlib import Path
 
 import django
 
+BATCH = 2000
 
-def main(device_count: int) -> None:
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=8, help="devices whose topics are printed")
+    parser.add_argument("--fleet", type=int, default=0, help="more devices, listed in --fleet-topics")
+    parser.add_argument("--fleet-topics", type=Path, help="where to write the fleet's topics")
+    args = parser.parse_args()
+    if args.fleet and args.fleet_topics is None:
+        parser.error("--fleet needs --fleet-topics")
+
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from apps.devices.models import Device
@@ -29,9 +47,16 @@ def main(device_count: int) -> None:
     session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
-    usernames = [f"benchdev{i}" for i in range(device_count)]
-    Device.objects.bulk_create(Device(username=name, name=name, owner=user) for name in usernames)
+    usernames = [f"benchdev{i}" for i in range(args.devices)]
+    fleet = [f"benchfleet{i}" for i in range(args.fleet)]
+    Device.objects.bulk_create(
+        (Device(username=name, name=name, owner=user) for name in usernames + fleet), batch_size=BATCH
+    )
     kinds = list(DEFAULT_SCHEME.kinds)
+    if fleet:
+        second = next((kind for kind in kinds if kind != "event"), "event")
+        lines = [DEFAULT_SCHEME.device_topic(name, kind) for kind in ("event", second) for name in fleet]
+        args.fleet_topics.write_text("\n".join(lines) + "\n")
     print(
         json.dumps(
             {
@@ -40,10 +65,11 @@ def main(device_count: int) -> None:
                     kind: [DEFAULT_SCHEME.device_topic(name, kind) for name in usernames] for kind in kinds
                 },
                 "command_topic": DEFAULT_SCHEME.command_topic(usernames[0]),
+                "fleet_devices": len(fleet),
             }
         )
     )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 8)
+    main()

@@ -2,8 +2,9 @@
 thing it measures: `python traffic.py <role> --spec '<json>'`.
 
 Each prints `READY` once it is connected, then one JSON line with its figures, and exits. Times are
-`time.time()` (one machine, one clock), so the orchestrator can compare them across processes. Every loop is
-bounded by a count and a deadline.
+`time.time()` (one machine, one clock), so the orchestrator can compare them across processes. Every result
+carries `cpu`: the CPU seconds the process used between READY and its result (its work, not its start-up).
+Every loop is bounded by a count and a deadline.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho
 
 # aiomqtt warns about every batch of pending publishes; 100 in flight is the point here.
 QUIET = logging.getLogger("bench.mqtt")
@@ -39,12 +43,18 @@ def mqtt_client(spec: dict[str, Any], **options: Any) -> aiomqtt.Client:
     )
 
 
+_cpu_at_ready = 0.0
+
+
 def ready() -> None:
+    global _cpu_at_ready
+    _cpu_at_ready = time.process_time()
     sys.stdout.write("READY\n")
     sys.stdout.flush()
 
 
 def done(result: dict[str, Any]) -> None:
+    result["cpu"] = time.process_time() - _cpu_at_ready
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
 
@@ -209,12 +219,55 @@ async def ws_listen(spec: dict[str, Any]) -> None:
     )
 
 
+def spread_publish(spec: dict[str, Any]) -> None:
+    """A full-speed feed spread over many topics (one per line of `topics_file`, taken in turn), QoS 1,
+    `inflight` unacknowledged at most. paho's threaded client: the messages are queued by this thread and
+    written by paho's network thread, with no event loop between (mosquitto_pub takes one topic only)."""
+    topics = Path(spec["topics_file"]).read_text().split()
+    count = spec["count"]
+    payloads = [json.dumps({"seq": i, "ts": 0}).encode() for i in range(count)]
+    connected, finished = threading.Event(), threading.Event()
+    acked = 0
+
+    def on_connect(*_: Any) -> None:
+        connected.set()
+
+    def on_publish(*_: Any) -> None:
+        nonlocal acked
+        acked += 1
+        if acked >= count:
+            finished.set()
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=spec["client_id"], protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(spec["inflight"])
+    client.max_queued_messages_set(0)
+    client.on_connect, client.on_publish = on_connect, on_publish
+    client.connect("127.0.0.1", spec["port"])
+    client.loop_start()
+    try:
+        if not connected.wait(30):
+            raise SystemExit("spread-publish: no CONNACK within 30 s")
+        ready()
+        if spec.get("wait_for_go"):
+            sys.stdin.readline()
+        start = time.time()
+        for index in range(count):
+            client.publish(topics[index % len(topics)], payloads[index], qos=1)
+        finished.wait(spec["timeout"])
+        end = time.time()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    done({"start": start, "end": end, "sent": count, "acked": acked})
+
+
 ROLES = {
     "subscribe-count": subscribe_count,
     "raw-publish": raw_publish,
     "paced-publish": paced_publish,
     "enqueue": enqueue,
     "ws-listen": ws_listen,
+    "spread-publish": spread_publish,
 }
 
 
@@ -223,7 +276,9 @@ def main() -> None:
     parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("--spec", required=True, help="JSON object with the role's parameters")
     args = parser.parse_args()
-    asyncio.run(ROLES[args.role](json.loads(args.spec)))
+    run = ROLES[args.role](json.loads(args.spec))
+    if asyncio.iscoroutine(run):
+        asyncio.run(run)
 
 
 if __name__ == "__main__":
