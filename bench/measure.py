@@ -66,10 +66,6 @@ class TrafficProcess:
     process: asyncio.subprocess.Process
     role: str
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
     async def result(self, timeout: float) -> dict[str, Any]:
         assert self.process.stdout is not None
         line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
@@ -295,8 +291,10 @@ class Bench:
         client = self.redis_client()
         self.redis_pid = int(client.info("server")["process_id"])
         client.close()
-        if not Path(f"/proc/{self.redis_pid}").exists():
-            logger.warning("Redis (pid %d) is not visible in /proc: its CPU is not counted", self.redis_pid)
+        if not _is_redis(self.redis_pid):
+            logger.warning(
+                "Redis (pid %d) is not a process of this machine: its CPU is not counted", self.redis_pid
+            )
             self.redis_pid = 0
         await self.start_service(
             "uvicorn",
@@ -643,6 +641,14 @@ class Bench:
             "latency": latency,
             "cpu": self.cpu,
         }
+
+
+def _is_redis(pid: int) -> bool:
+    """Whether `pid` is a Redis server here (not a Redis in a container or on another host)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().startswith("redis")
+    except OSError:
+        return False
 
 
 def _other_kind(topics: dict[str, list[str]]) -> str:

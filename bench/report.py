@@ -41,7 +41,8 @@ def _ratio(runs: list[dict[str, Any]], name: str, figure: str = "project") -> fl
 def summarize_cpu(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """Per scenario and side: the median of each group's ms per 1,000 messages, and of the per-run totals."""
     summary: dict[str, dict[str, dict[str, float]]] = {}
-    for scenario in runs[0].get("cpu", {}):
+    recorded = runs[0].get("cpu", {})
+    for scenario in [*(name for name in CPU_SCENARIOS if name in recorded), *recorded.keys() - CPU_SCENARIOS]:
         summary[scenario] = {}
         for side in ("project", "baseline"):
             groups = list(dict.fromkeys(group for run in runs for group in run["cpu"][scenario][side]))

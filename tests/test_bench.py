@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import cpu  # noqa: E402
+import mqtt_packets  # noqa: E402
 import report  # noqa: E402
 
 MACHINE = {
@@ -87,6 +88,42 @@ def test_machine_describes_this_machine() -> None:
     assert info["cpu_model"]
 
 
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [
+        (0, b"\x00"),
+        (127, b"\x7f"),
+        (128, b"\x80\x01"),
+        (16_383, b"\xff\x7f"),
+        (2_097_152, b"\x80\x80\x80\x01"),
+    ],
+)
+def test_varint_matches_the_mqtt_specification_examples(value: int, encoded: bytes) -> None:
+    assert mqtt_packets.varint(value) == encoded
+
+
+def test_packets_read_back_whole_and_a_partial_one_waits() -> None:
+    long_payload = b"x" * 300  # a two-byte remaining length
+    stream = mqtt_packets.publish_packet("d/dev1/event", 7, b"{}") + mqtt_packets.publish_packet(
+        "d/dev2/status", 65535, long_payload
+    )
+    buffer = bytearray(stream[:-1])
+    first = mqtt_packets.read_packets(buffer)
+    assert [packet[0] for packet in first] == [0x32]  # QoS 1 PUBLISH; the second is not complete yet
+    assert first[0][1] == b"\x00\x0cd/dev1/event\x00\x07\x00{}"
+    buffer += stream[-1:]
+    (second,) = mqtt_packets.read_packets(buffer)
+    assert second[1].endswith(b"\xff\xff\x00" + long_payload)
+    assert buffer == b""
+
+
+def test_connect_packet_asks_for_mqtt_5_with_a_clean_start() -> None:
+    packet = mqtt_packets.connect_packet("bench-feed")
+    assert packet[:2] == b"\x10" + bytes([len(packet) - 2])
+    assert packet[2:10] == b"\x00\x04MQTT\x05\x02"
+    assert packet.endswith(b"\x00\x0abench-feed")
+
+
 def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
     """One run as measure.py records it; `scale` multiplies the rates, `cpu_scale` the project's CPU."""
 
@@ -123,11 +160,12 @@ def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
             "raw_p50_ms": 2.0,
             "raw_p99_ms": 6.0,
         },
+        # In the order measure.py records them: (c) first, (b), (d) and (e) when the run ends.
         "cpu": {
+            "latency": {"project": project_cpu(170.0), "baseline": raw},
             "publisher": {"project": publisher, "baseline": raw_publisher},
             "publisher_live_producer": {"project": publisher, "baseline": raw_publisher},
             "handler_ingest": {"project": project_cpu(150.0), "baseline": raw},
-            "latency": {"project": project_cpu(170.0), "baseline": raw},
             "replicas_two": {"project": project_cpu(180.0), "baseline": project_cpu(150.0)},
             "fleet_ingest": {"project": project_cpu(160.0), "baseline": project_cpu(150.0)},
         },
@@ -160,6 +198,8 @@ def test_table_prints_the_machine_the_fleet_row_and_cpu_per_process() -> None:
     totals = [line.split()[-2:] for line in cpu_lines if line.split()[:1] == ["total"]]
     assert ["380.0", "105.0"] in totals  # (b): project total beside the raw subscriber path's
     assert len(totals) == len(report.CPU_SCENARIOS)
+    paths = [line.split("  ")[0] for line in cpu_lines if line.startswith("(")]
+    assert paths == [label for label, _ in report.CPU_SCENARIOS.values()]
 
 
 def write_result(path: Path, runs: list[dict[str, Any]], machine: dict[str, Any] | None = MACHINE) -> Path:
