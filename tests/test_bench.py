@@ -231,10 +231,12 @@ def test_compare_marks_each_change_in_the_direction_that_matters(tmp_path: Path)
     ingest = rows["(b) handler ingest, msgs/s"]
     assert ingest.split()[-3:] == ["-1,800", "-50.0%", "worse"]
     assert rows["(c) device -> WebSocket p99, ms"].split()[-1] == "worse"  # latency doubled
-    cpu_row = rows["(b) handler ingest: project handler service, CPU ms/1k"]
+    cpu_row = rows["(b) handler ingest: handler service, CPU ms/1k"]
     assert cpu_row.split()[-3:] == ["-75", "-50.0%", "better"]
     # A baseline moving is context, never a regression or an improvement.
     assert rows["(b) raw subscriber baseline, msgs/s"].split()[-1] == "+0.0%"
+    assert rows["(b) handler ingest: total, CPU ms/1k"].split()[-1] == "better"
+    assert rows["(b) handler ingest: baseline total, CPU ms/1k"].split()[-1] == "+0.0%"
 
 
 def test_compare_lists_a_figure_only_one_side_has(tmp_path: Path) -> None:
@@ -251,7 +253,7 @@ def test_compare_lists_a_figure_only_one_side_has(tmp_path: Path) -> None:
     new = write_result(tmp_path / "new.json", [make_run()])
     rows = run_compare(old, new)
     assert rows["(e) ingest, 10,000 devices, msgs/s"].endswith("only in NEW")
-    assert rows["(b) handler ingest: project retired process, CPU ms/1k"].endswith("only in OLD")
+    assert rows["(b) handler ingest: retired process, CPU ms/1k"].endswith("only in OLD")
     assert rows["(b) handler ingest, msgs/s"].split()[-2:] == ["+0", "+0.0%"]  # unchanged: unmarked
     assert next(label for label in rows if label.startswith("OLD")).endswith("Machine: not recorded")
 
