@@ -363,13 +363,11 @@ class Bench:
                     timeout=120,
                     wait_for_go=True,
                 )
+                window = self.window()
             else:
                 sender = await self.traffic(
                     "enqueue", topic=topic, count=n, concurrency=50, timeout=120, wait_for_go=True
                 )
-            if name == "raw":
-                window = self.window()
-            else:
                 window = self.window(project=True, publisher_service=self.service_pids("publisher"))
             window.start()
             if name == "project":
