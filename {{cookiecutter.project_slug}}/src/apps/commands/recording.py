@@ -60,7 +60,7 @@ class TransitionRecorder:
                 if give_up is not None and time.monotonic() >= give_up:
                     raise
                 delay = backoff.next_delay()
-                logger.warning("database unreachable recording command states: %r; retry in %.1fs", exc, delay)
+                logger.warning("database unreachable for command states: %r; retry in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
         await apush_states(changed)
         return results

@@ -36,7 +36,7 @@ def _error_text(result: Any) -> str:
 
 
 def parse_reply(payload: dict[str, Any]) -> Reply:
-    """The reply in `payload` (already a checked JSON object); PayloadRefusedError(BAD_REPLY) saying why not."""
+    """The reply in `payload` (a checked JSON object), else PayloadRefusedError(BAD_REPLY) saying why."""
     command_id = payload.get("id")
     if not isinstance(command_id, str):
         raise PayloadRefusedError(BAD_REPLY, 'no "id" string')
@@ -47,7 +47,8 @@ def parse_reply(payload: dict[str, Any]) -> Reply:
     status = payload.get("status")
     state = REPLY_STATES.get(status) if isinstance(status, str) else None
     if state is None:
-        raise PayloadRefusedError(BAD_REPLY, f"status {str(status)[:32]!r} is not one of {', '.join(REPLY_STATES)}")
+        expected = ", ".join(REPLY_STATES)
+        raise PayloadRefusedError(BAD_REPLY, f"status {str(status)[:32]!r} is not one of {expected}")
     result = payload.get("result")
     error = _error_text(result) if state == CommandState.FAILED else ""
     return Reply(parsed_id, state, result, error)

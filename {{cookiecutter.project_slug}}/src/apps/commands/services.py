@@ -85,7 +85,8 @@ def _validate_timeout(timeout: Any) -> int:
     if isinstance(timeout, bool) or not isinstance(timeout, int):
         raise InvalidCommandError(f"command timeout must be whole seconds, got {timeout!r}")
     if not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
-        raise InvalidCommandError(f"command timeout must be 1 to {MAX_TIMEOUT_SECONDS} seconds, got {timeout}")
+        limit = MAX_TIMEOUT_SECONDS
+        raise InvalidCommandError(f"command timeout must be 1 to {limit} seconds, got {timeout}")
     return timeout
 
 
@@ -174,9 +175,7 @@ class CommandSender:
         push_states([command])
         topic, payload, tracking = self._message(command)
         try:
-            self.queue.enqueue(
-                topic, payload, self.qos, False, command_id=str(command.id), tracking=tracking
-            )
+            self.queue.enqueue(topic, payload, self.qos, False, command_id=str(command.id), tracking=tracking)
         except (redis.RedisError, OSError) as exc:
             _, changed = apply_transitions([self._not_queued(command, exc)])
             push_states(changed)
@@ -187,7 +186,7 @@ class CommandSender:
         device: Device,
         name: str,
         params: dict[str, Any] | None = None,
-        timeout: int | None = None,
+        timeout: int | None = None,  # noqa: ASYNC109 - the device's time to answer, not this call's
         created_by: Any = None,
     ) -> Command:
         """Async twin of send() for async views, consumers and handlers."""
@@ -223,7 +222,7 @@ async def asend_command(
     device: Device,
     name: str,
     params: dict[str, Any] | None = None,
-    timeout: int | None = None,
+    timeout: int | None = None,  # noqa: ASYNC109 - the device's time to answer, not this call's
     created_by: Any = None,
 ) -> Command:
     return await command_sender.asend(device, name, params, timeout, created_by)

@@ -65,6 +65,8 @@ def _apply_to(state: str, transitions: Sequence[Transition]) -> set[uuid.UUID]:
     assignments += [f"{_column(f)} = COALESCE(t.{_column(f)}, v.at)" for f in _SKIPPED.get(state, ())]
     if state in _ANSWERS:
         assignments += [f"{_column('result')} = v.result", f"{_column('error')} = v.error"]
+    else:  # a reason given for an end such as expired (the queue refused the command) is kept
+        assignments.append(f"{_column('error')} = COALESCE(NULLIF(v.error, ''), t.{_column('error')})")
     values = ", ".join(["(%s::uuid, %s::timestamptz, %s::bigint, %s::jsonb, %s::text)"] * len(transitions))
     params: list[Any] = [state]
     for item in transitions:
@@ -113,16 +115,20 @@ def sweep_deadlines(now: datetime, batch_size: int = 1000) -> tuple[dict[str, in
     counts: dict[str, int] = {}
     batches: list[list[Command]] = []
     for to in (CommandState.EXPIRED, CommandState.TIMED_OUT):
+        # The batch is picked once, in a CTE: as an `IN (subquery)` the planner may run the subquery again
+        # per row, and each run picks the next rows, so one statement swept everything.
         sql = (
-            f"UPDATE {table} SET {state_col} = %s, {_column(TIMESTAMP_OF[to])} = %s "  # noqa: S608 - quoted names
-            f"WHERE {pk} IN (SELECT {pk} FROM {table} WHERE {state_col} = ANY(%s) AND {deadline} <= %s "
-            f"ORDER BY {deadline} LIMIT %s FOR UPDATE SKIP LOCKED) AND {state_col} = ANY(%s) "
-            f"RETURNING {pk}"
+            f"WITH due AS MATERIALIZED (SELECT {pk} FROM {table} "  # noqa: S608 - quoted names
+            f"WHERE {state_col} = ANY(%s) AND {deadline} <= %s "
+            f"ORDER BY {deadline} LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} AS t SET {state_col} = %s, {_column(TIMESTAMP_OF[to])} = %s FROM due "
+            f"WHERE t.{pk} = due.{pk} AND t.{state_col} = ANY(%s) "
+            f"RETURNING t.{pk}"
         )
         allowed = list(ALLOWED_FROM[to])
         while True:
             with connection.cursor() as cursor:
-                cursor.execute(sql, [to, now, allowed, now, batch_size, allowed])
+                cursor.execute(sql, [allowed, now, batch_size, to, now, allowed])
                 ids = [row[0] for row in cursor.fetchall()]
             if ids:
                 counts[to] = counts.get(to, 0) + len(ids)

@@ -42,7 +42,7 @@ _listeners: dict[str, Listener] = {}
 
 
 def publish_outcome(name: str) -> Callable[[Listener], Listener]:
-    """Register `async def fn(outcome: PublishOutcome)` for tracked messages whose Tracking.outcome is `name`."""
+    """Register `async def fn(outcome: PublishOutcome)` for tracked messages with Tracking.outcome `name`."""
 
     def register(fn: Listener) -> Listener:
         existing = _listeners.get(name)

@@ -298,7 +298,7 @@ class PublisherService:
             return
         self.metrics.inc("published")
         if command.tracking is not None:
-            # Before the acknowledgement: a crash in between publishes it again rather than losing the outcome.
+            # Before the acknowledgement: a crash in between publishes it again rather than lose the outcome.
             await self._report(command, command.tracking, outcomes.SENT)
         self._pending_acks.append(entry_id)
         self._acks_ready.set()
