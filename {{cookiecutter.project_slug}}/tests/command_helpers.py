@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from apps.commands.models import Command
@@ -55,7 +56,8 @@ class AnsweringDevice:
             topic = message.properties.ResponseTopic
             await self.reply(topic, {"id": command["id"], "status": "received"})
             if self.mode == ANSWER_OK:
-                await self.reply(topic, {"id": command["id"], "status": "ok", "result": {"done": command["name"]}})
+                result = {"done": command["name"]}
+                await self.reply(topic, {"id": command["id"], "status": "ok", "result": result})
             elif self.mode == ANSWER_ERROR:
                 result = {"message": "no such relay", "code": 4}
                 await self.reply(topic, {"id": command["id"], "status": "error", "result": result})
@@ -80,11 +82,16 @@ async def answering_device(
             await asyncio.gather(task, return_exceptions=True)
 
 
+@database_sync_to_async
+def _load(pk: Any) -> Command:
+    return Command.objects.select_related("device").get(pk=pk)
+
+
 async def wait_for_state(command: Command, state: str, within: float = WAIT) -> Command:
     """The command once it reached `state` (polled; fails after `within` seconds with the state it has)."""
     deadline = asyncio.get_running_loop().time() + within
     while True:
-        current = await Command.objects.select_related("device").aget(pk=command.pk)
+        current = await _load(command.pk)
         if current.state == state:
             return current
         if asyncio.get_running_loop().time() > deadline:
@@ -99,9 +106,7 @@ async def listen(group: str) -> str:
     return channel
 
 
-async def state_pushes(
-    channel: str, command: Command, until: str | None, within: float = WAIT
-) -> list[str]:
+async def state_pushes(channel: str, command: Command, until: str | None, within: float = WAIT) -> list[str]:
     """The states pushed as `command.state` for `command` on `channel`: up to and including `until`, or
     (until=None) all those arriving within `within` seconds."""
     layer = get_channel_layer()

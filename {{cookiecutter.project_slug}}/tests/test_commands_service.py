@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import redis
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from apps.commands.models import Command, CommandState
@@ -156,8 +157,6 @@ async def test_asend_command_queues_and_pushes_the_new_command(
     publish_queue: PublishQueue,  # noqa: F811
     make_user: Any,
 ) -> None:
-    from channels.db import database_sync_to_async
-
     owner = await database_sync_to_async(make_user)()
     device = await database_sync_to_async(make_device)(owner)
     owner_channel = await listen(user_group(owner.pk))
@@ -165,7 +164,7 @@ async def test_asend_command_queues_and_pushes_the_new_command(
     assert await state_pushes(owner_channel, command, until=CommandState.QUEUED) == [CommandState.QUEUED]
     [entry] = queued_entries(publish_queue)
     assert entry.command_id == str(command.pk)
-    assert (await Command.objects.aget(pk=command.pk)).state == CommandState.QUEUED
+    assert (await database_sync_to_async(Command.objects.get)(pk=command.pk)).state == CommandState.QUEUED
 
 
 def test_command_json_has_the_contract_keys_in_iso_8601() -> None:

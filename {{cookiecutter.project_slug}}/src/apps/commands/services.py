@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -191,7 +191,7 @@ class CommandSender:
     ) -> Command:
         """Async twin of send() for async views, consumers and handlers."""
         command = self._build(device, name, params, timeout, created_by)
-        await command.asave(force_insert=True)
+        await database_sync_to_async(command.save)(force_insert=True)
         await apush_states([command])
         topic, payload, tracking = self._message(command)
         try:
@@ -199,7 +199,7 @@ class CommandSender:
                 topic, payload, self.qos, False, command_id=str(command.id), tracking=tracking
             )
         except (redis.RedisError, OSError) as exc:
-            _, changed = await sync_to_async(apply_transitions)([self._not_queued(command, exc)])
+            _, changed = await database_sync_to_async(apply_transitions)([self._not_queued(command, exc)])
             await apush_states(changed)
             raise CommandNotQueuedError(f"command {command.id} could not be queued: {exc!r}") from exc
         return command
