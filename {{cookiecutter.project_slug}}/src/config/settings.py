@@ -224,7 +224,7 @@ COMMAND_SWEEP_INTERVAL = 5.0
 # Periodic tasks. django-celery-beat's DatabaseScheduler writes these entries to its tables when beat starts
 # (and keeps them up to date); more can be added in the admin.
 CELERY_BEAT_SCHEDULE = {
-    "commands-deadline-sweep": {
+    "commands.sweep_command_deadlines": {
         "task": "apps.commands.tasks.sweep_command_deadlines",
         "schedule": COMMAND_SWEEP_INTERVAL,
         # A sweep still waiting when the next is due is dropped, not piled up behind a stopped worker.
