@@ -217,6 +217,20 @@ DEVICE_INACTIVITY_TIMEOUT = env.int("DEVICE_INACTIVITY_TIMEOUT", default=300)
 TELEMETRY_RETENTION_DAYS = env.int("TELEMETRY_RETENTION_DAYS", default=30)
 # Seconds a device has to answer a command when send_command() is not given a timeout.
 COMMAND_DEFAULT_TIMEOUT = env.int("COMMAND_DEFAULT_TIMEOUT", default=30)
+# Seconds between two runs of the command deadline sweep (apps.commands.tasks): how late past its deadline
+# a command unanswered may still show as sent or delivered before it is timed out.
+COMMAND_SWEEP_INTERVAL = 5.0
+
+# Periodic tasks. django-celery-beat's DatabaseScheduler writes these entries to its tables when beat starts
+# (and keeps them up to date); more can be added in the admin.
+CELERY_BEAT_SCHEDULE = {
+    "commands.sweep_command_deadlines": {
+        "task": "apps.commands.tasks.sweep_command_deadlines",
+        "schedule": COMMAND_SWEEP_INTERVAL,
+        # A sweep still waiting when the next is due is dropped, not piled up behind a stopped worker.
+        "options": {"expires": COMMAND_SWEEP_INTERVAL},
+    },
+}
 
 # --- Auth ---------------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
