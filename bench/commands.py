@@ -118,9 +118,10 @@ async def main_async(args: argparse.Namespace) -> int:
         sys.path.insert(0, str(args.project / "src"))
         try:
             await bench.start()
+            handler_id = bench.next_id("handler")
             await bench.start_service(
                 "handler",
-                [sys.executable, "src/manage.py", "run_mqtt_handler", "--client-id", bench.next_id("handler")],
+                [sys.executable, "src/manage.py", "run_mqtt_handler", "--client-id", handler_id],
                 ready_text="subscribed",
             )
             import django
@@ -134,7 +135,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--project", type=Path, required=True, help="a baked project with its .venv deps")
     parser.add_argument("--rate", type=float, default=300.0, help="commands per second")
     parser.add_argument("--seconds", type=float, default=10.0)
