@@ -93,11 +93,17 @@ async def measure(bench: Bench, rate: float, seconds: float, device_count: int) 
     while await database_sync_to_async(finished)() < total and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     rows = await database_sync_to_async(
-        lambda: list(Command.objects.filter(pk__in=ids).values_list("state", "queued_at", "succeeded_at"))
+        lambda: list(
+            Command.objects.filter(pk__in=ids).values_list("state", "queued_at", "sent_at", "succeeded_at")
+        )
     )()
     stop.set()
     await fleet
-    latencies = [(done - queued).total_seconds() * 1000 for state, queued, done in rows if done is not None]
+    done_rows = [(queued, sent, done) for _, queued, sent, done in rows if None not in (sent, done)]
+    latencies = [(done - queued).total_seconds() * 1000 for queued, _, done in done_rows]
+    # Where the time goes: waiting in the queue and publishing, then the device and the handler.
+    to_sent = [(sent - queued).total_seconds() * 1000 for queued, sent, _ in done_rows]
+    sent_to_done = [(done - sent).total_seconds() * 1000 for _, sent, done in done_rows]
     return {
         "commands": total,
         "succeeded": sum(1 for state, *_ in rows if state == CommandState.SUCCEEDED),
@@ -106,6 +112,8 @@ async def measure(bench: Bench, rate: float, seconds: float, device_count: int) 
         "p50_ms": round(_percentile(latencies, 50), 1),
         "p99_ms": round(_percentile(latencies, 99), 1),
         "max_ms": round(max(latencies, default=float("nan")), 1),
+        "p50_ms_queued_to_sent": round(_percentile(to_sent, 50), 1),
+        "p50_ms_sent_to_succeeded": round(_percentile(sent_to_done, 50), 1),
     }
 
 
