@@ -14,9 +14,11 @@ ends what is left open. Every change is pushed to WebSocket as `command.state` (
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
+import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +33,7 @@ from apps.commands.models import Command, CommandState
 from apps.commands.transitions import Transition, apply_transitions
 from apps.devices.models import Device
 from apps.mqtt_service import topology
+from apps.mqtt_service.batch import Batcher
 from apps.mqtt_service.payloads import MAX_PAYLOAD_BYTES, PayloadRefusedError, parse_payload
 from apps.mqtt_service.publish_queue import PublishQueue, Tracking
 from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme
@@ -96,6 +99,27 @@ def _validate_device(device: Any) -> Device:
     if not device.is_active:
         raise InvalidCommandError(f"device {device.username} is inactive: it cannot receive commands")
     return device
+
+
+@database_sync_to_async
+def _insert(commands: list[Command]) -> list[None]:
+    Command.objects.bulk_create(commands)
+    return [None] * len(commands)
+
+
+_insert_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Command, None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _inserts() -> Batcher[Command, None]:
+    """Commands created while an INSERT runs go out together in the next one (one per event loop): each
+    query is a hop to Django's one sync thread, so one INSERT per command capped async senders at that."""
+    loop = asyncio.get_running_loop()
+    batcher = _insert_batchers.get(loop)
+    if batcher is None:
+        batcher = _insert_batchers[loop] = Batcher(_insert, max_batch=500, name="command-inserts")
+    return batcher
 
 
 class CommandSender:
@@ -191,7 +215,7 @@ class CommandSender:
     ) -> Command:
         """Async twin of send() for async views, consumers and handlers."""
         command = self._build(device, name, params, timeout, created_by)
-        await database_sync_to_async(command.save)(force_insert=True)
+        await _inserts().submit(command)
         await apush_states([command])
         topic, payload, tracking = self._message(command)
         try:
