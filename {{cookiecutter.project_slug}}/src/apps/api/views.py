@@ -1,0 +1,113 @@
+"""Read endpoints of the JSON API: devices, their telemetry history and presence history, commands.
+
+Every query starts from what the caller may see (apps.api.permissions): another user's device, its history
+and its commands answer 404.
+"""
+
+from functools import cached_property
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import generics, viewsets
+
+from apps.api.filters import CommandFilter, DeviceFilter, HistoryFilter
+from apps.api.pagination import CommandPagination, DevicePagination, HistoryPagination, PresencePagination
+from apps.api.permissions import visible_commands, visible_devices
+from apps.api.serializers import (
+    CommandSerializer,
+    DeviceSerializer,
+    HistoryEventSerializer,
+    PresenceEventSerializer,
+)
+from apps.commands.models import Command
+from apps.devices.models import Device, DeviceEvent, PresenceEvent
+
+DEVICE_USERNAME = OpenApiParameter(
+    "username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The device's MQTT username."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List devices", description="Ordered by username; staff see every device."),
+    retrieve=extend_schema(summary="One device", parameters=[DEVICE_USERNAME]),
+)
+class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = DeviceSerializer
+    pagination_class = DevicePagination
+    filterset_class = DeviceFilter
+    lookup_field = "username"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Device]:
+        return visible_devices(self.request.user).select_related("owner").order_by("username")
+
+
+class OneDeviceMixin:
+    """Views under /api/devices/<username>/: the device is looked up among those the caller may see.
+
+    Their class-level `queryset` (empty) only names the model for the schema generator, which has no URL
+    arguments to call get_queryset with."""
+
+    @cached_property
+    def device(self) -> Device:
+        return get_object_or_404(visible_devices(self.request.user), username=self.kwargs["username"])
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Telemetry history of a device",
+        description="Newest first, cursor-paged: follow `next` for older messages.",
+        parameters=[DEVICE_USERNAME],
+    )
+)
+class DeviceHistoryView(OneDeviceMixin, generics.ListAPIView):
+    queryset = DeviceEvent.objects.none()
+    serializer_class = HistoryEventSerializer
+    pagination_class = HistoryPagination
+    filterset_class = HistoryFilter
+
+    def get_queryset(self) -> QuerySet[DeviceEvent]:
+        return DeviceEvent.objects.filter(device=self.device)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Presence history of a device",
+        description="Each applied change of its online state, newest first, cursor-paged.",
+        parameters=[DEVICE_USERNAME],
+    )
+)
+class DevicePresenceView(OneDeviceMixin, generics.ListAPIView):
+    queryset = PresenceEvent.objects.none()
+    serializer_class = PresenceEventSerializer
+    pagination_class = PresencePagination
+
+    def get_queryset(self) -> QuerySet[PresenceEvent]:
+        return PresenceEvent.objects.filter(device=self.device)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        summary="Commands sent to a device",
+        description="Newest first, cursor-paged.",
+        parameters=[DEVICE_USERNAME],
+    )
+)
+class DeviceCommandsView(OneDeviceMixin, generics.ListAPIView):
+    queryset = Command.objects.none()
+    serializer_class = CommandSerializer
+    pagination_class = CommandPagination
+    filterset_class = CommandFilter
+
+    def get_queryset(self) -> QuerySet[Command]:
+        return Command.objects.filter(device=self.device).select_related("device")
+
+
+@extend_schema_view(get=extend_schema(summary="One command, with the time it reached each state"))
+class CommandDetailView(generics.RetrieveAPIView):
+    serializer_class = CommandSerializer
+
+    def get_queryset(self) -> QuerySet[Command]:
+        return visible_commands(self.request.user)
