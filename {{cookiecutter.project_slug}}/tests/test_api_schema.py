@@ -40,6 +40,9 @@ def test_schema_generates_without_warnings(tmp_path: Path) -> None:
         for method, operation in operations.items():
             assert operation.get("summary"), f"{method.upper()} {path} has no summary"
             assert {"tokenAuth", "cookieAuth"} <= {k for s in operation["security"] for k in s}
+            assert {"401", "404"} <= set(operation["responses"]), (
+                f"{method.upper()} {path}: errors undocumented"
+            )
 
 
 def test_schema_and_docs_are_served(fleet: Fleet) -> None:

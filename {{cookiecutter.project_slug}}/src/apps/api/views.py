@@ -15,6 +15,7 @@ from rest_framework import generics, viewsets
 from apps.api.filters import CommandFilter, DeviceFilter, HistoryFilter
 from apps.api.pagination import CommandPagination, DevicePagination, HistoryPagination, PresencePagination
 from apps.api.permissions import visible_commands, visible_devices
+from apps.api.schema import answers
 from apps.api.serializers import (
     CommandSerializer,
     DeviceSerializer,
@@ -30,8 +31,16 @@ DEVICE_USERNAME = OpenApiParameter(
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List devices", description="Ordered by username; staff see every device."),
-    retrieve=extend_schema(summary="One device", parameters=[DEVICE_USERNAME]),
+    list=extend_schema(
+        summary="List devices",
+        description="Ordered by username; staff see every device. A page past the last answers 404.",
+        responses=answers(DeviceSerializer),
+    ),
+    retrieve=extend_schema(
+        summary="One device",
+        parameters=[DEVICE_USERNAME],
+        responses=answers(DeviceSerializer, bad_input=False),
+    ),
 )
 class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = DeviceSerializer
@@ -60,6 +69,7 @@ class OneDeviceMixin:
         summary="Telemetry history of a device",
         description="Newest first, cursor-paged: follow `next` for older messages.",
         parameters=[DEVICE_USERNAME],
+        responses=answers(HistoryEventSerializer),
     )
 )
 class DeviceHistoryView(OneDeviceMixin, generics.ListAPIView):
@@ -77,6 +87,7 @@ class DeviceHistoryView(OneDeviceMixin, generics.ListAPIView):
         summary="Presence history of a device",
         description="Each applied change of its online state, newest first, cursor-paged.",
         parameters=[DEVICE_USERNAME],
+        responses=answers(PresenceEventSerializer),
     )
 )
 class DevicePresenceView(OneDeviceMixin, generics.ListAPIView):
@@ -93,6 +104,7 @@ class DevicePresenceView(OneDeviceMixin, generics.ListAPIView):
         summary="Commands sent to a device",
         description="Newest first, cursor-paged.",
         parameters=[DEVICE_USERNAME],
+        responses=answers(CommandSerializer),
     )
 )
 class DeviceCommandsView(OneDeviceMixin, generics.ListAPIView):
@@ -105,7 +117,12 @@ class DeviceCommandsView(OneDeviceMixin, generics.ListAPIView):
         return Command.objects.filter(device=self.device).select_related("device")
 
 
-@extend_schema_view(get=extend_schema(summary="One command, with the time it reached each state"))
+@extend_schema_view(
+    get=extend_schema(
+        summary="One command, with the time it reached each state",
+        responses=answers(CommandSerializer, bad_input=False),
+    )
+)
 class CommandDetailView(generics.RetrieveAPIView):
     serializer_class = CommandSerializer
 
