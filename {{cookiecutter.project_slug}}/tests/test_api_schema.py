@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
 from api_fixtures import Fleet, client_for, make_fleet
@@ -55,3 +56,5 @@ def test_schema_and_docs_are_served(fleet: Fleet) -> None:
     page = docs.content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "//cdn" not in page and "unpkg" not in page
+    # ... and is one of the project's static files (collectstatic copies it, WhiteNoise serves it).
+    assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")

@@ -22,6 +22,9 @@ UNAUTHENTICATED = OpenApiResponse(
 NOT_FOUND = OpenApiResponse(
     ErrorSerializer, description="No such device (or command), or not one the caller may see."
 )
+NOT_QUEUED = OpenApiResponse(
+    ErrorSerializer, description="The command is stored (as expired) but could not be queued: Redis is down."
+)
 CSRF_FAILED = OpenApiResponse(
     ErrorSerializer, description="A session request without the CSRF token (`X-CSRFToken` header)."
 )

@@ -10,10 +10,8 @@ from rest_framework import serializers
 
 from apps.commands.models import Command, CommandState
 from apps.commands.representation import command_json
+from apps.commands.services import MAX_NAME_LENGTH, MAX_TIMEOUT_SECONDS
 from apps.devices.models import Device, DeviceEvent, PresenceEvent
-
-# Upper bound of a command's timeout (seconds): a week. Longer waits are jobs, not commands.
-MAX_COMMAND_TIMEOUT = 7 * 24 * 3600
 
 
 class UtcDateTimeField(serializers.DateTimeField):
@@ -104,15 +102,13 @@ class CommandSerializer(serializers.Serializer):
 
 
 class CommandRequestSerializer(serializers.Serializer):
-    name = serializers.CharField(
-        max_length=Command._meta.get_field("name").max_length, help_text="The command the device runs."
-    )
+    name = serializers.CharField(max_length=MAX_NAME_LENGTH, help_text="The command the device runs.")
     params = serializers.DictField(
         required=False, default=dict, help_text="A JSON object of arguments (default: {})."
     )
     timeout = serializers.IntegerField(
         required=False,
         min_value=1,
-        max_value=MAX_COMMAND_TIMEOUT,
+        max_value=MAX_TIMEOUT_SECONDS,
         help_text="Seconds the device has to answer (default: the project's COMMAND_DEFAULT_TIMEOUT).",
     )

@@ -1,4 +1,5 @@
-"""Read endpoints of the JSON API: devices, their telemetry history and presence history, commands.
+"""Endpoints of the JSON API: devices, their telemetry history and presence history, commands (listed, sent
+through apps.commands.services.send_command, read).
 
 Every query starts from what the caller may see (apps.api.permissions): another user's device, its history
 and its commands answer 404.
@@ -8,22 +9,40 @@ from functools import cached_property
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, viewsets
+from rest_framework import generics, status, viewsets
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from apps.api.filters import CommandFilter, DeviceFilter, HistoryFilter
 from apps.api.pagination import CommandPagination, DevicePagination, HistoryPagination, PresencePagination
 from apps.api.permissions import visible_commands, visible_devices
-from apps.api.schema import answers
+from apps.api.schema import BAD_INPUT, CSRF_FAILED, NOT_FOUND, NOT_QUEUED, UNAUTHENTICATED, answers
 from apps.api.serializers import (
+    CommandRequestSerializer,
     CommandSerializer,
     DeviceSerializer,
     HistoryEventSerializer,
     PresenceEventSerializer,
 )
 from apps.commands.models import Command
+from apps.commands.services import CommandNotQueuedError, InvalidCommandError, send_command
 from apps.devices.models import Device, DeviceEvent, PresenceEvent
+
+
+class CommandRefused(APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "command_refused"
+
+
+class CommandNotQueued(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The command could not be queued for sending (it is stored as expired); try again later."
+    default_code = "command_not_queued"
+
 
 DEVICE_USERNAME = OpenApiParameter(
     "username", OpenApiTypes.STR, OpenApiParameter.PATH, description="The device's MQTT username."
@@ -105,9 +124,24 @@ class DevicePresenceView(OneDeviceMixin, generics.ListAPIView):
         description="Newest first, cursor-paged.",
         parameters=[DEVICE_USERNAME],
         responses=answers(CommandSerializer),
-    )
+    ),
+    post=extend_schema(
+        summary="Send a command to a device",
+        description="Stores the command (state `queued`) and queues it for the broker; follow it with "
+        "GET /api/commands/<id>/ or the `command.state` WebSocket events.",
+        parameters=[DEVICE_USERNAME],
+        request=CommandRequestSerializer,
+        responses={
+            201: CommandSerializer,
+            400: BAD_INPUT,
+            401: UNAUTHENTICATED,
+            403: CSRF_FAILED,
+            404: NOT_FOUND,
+            503: NOT_QUEUED,
+        },
+    ),
 )
-class DeviceCommandsView(OneDeviceMixin, generics.ListAPIView):
+class DeviceCommandsView(OneDeviceMixin, generics.ListCreateAPIView):
     queryset = Command.objects.none()
     serializer_class = CommandSerializer
     pagination_class = CommandPagination
@@ -115,6 +149,21 @@ class DeviceCommandsView(OneDeviceMixin, generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Command]:
         return Command.objects.filter(device=self.device).select_related("device")
+
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        body = CommandRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            command = send_command(self.device, created_by=request.user, **body.validated_data)
+        except InvalidCommandError as exc:
+            # The service has the last word (e.g. an inactive device, params the database would refuse).
+            raise CommandRefused(str(exc)) from exc
+        except CommandNotQueuedError as exc:
+            raise CommandNotQueued() from exc
+        location = reverse("api:command-detail", args=[command.pk])
+        return Response(
+            CommandSerializer(command).data, status=status.HTTP_201_CREATED, headers={"Location": location}
+        )
 
 
 @extend_schema_view(
