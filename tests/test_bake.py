@@ -390,7 +390,7 @@ def tree(project: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("variant", ["defaults", "replicas_without_flower"])
+@pytest.mark.parametrize("variant", ["defaults", "emqx_cluster_5_replicas"])
 def test_same_answers_give_the_same_tree_but_fresh_secrets(bake_project, variant: str) -> None:
     first = bake_project(VARIANTS[variant], fresh=True)
     second = bake_project(VARIANTS[variant], fresh=True)

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from bake_variants import VARIANTS, compose_config, emqx_nodes, expected, read_env, run_in
 
-K8S_VARIANTS = ("defaults", "emqx_cluster_3", "emqx_cluster_5_replicas", "acme_fleet", "renamed_broker_users")
+K8S_VARIANTS = ("defaults", "edges_qos2_pbkdf2", "emqx_cluster_5_replicas", "acme_fleet", "edges_qos0_bcrypt")
 OVERLAYS = ("dev", "prod")
 # The oldest Kubernetes release the manifests claim, and the newest schema the validator knows.
 SCHEMA_VERSIONS = ("1.29.0", "1.37.0")

@@ -128,7 +128,9 @@ def test_a_bake_of_a_template_whose_locks_disagree_fails_clearly(
     assert not (tmp_path / "out" / "iot_backend").exists(), "a failed bake leaves nothing behind"
 
 
-@pytest.mark.parametrize("variant", ["defaults", "hash_bcrypt", "no_flower", "replicas_without_flower"])
+@pytest.mark.parametrize(
+    "variant", ["defaults", "edges_qos0_bcrypt", "edges_qos2_pbkdf2", "emqx_cluster_5_replicas"]
+)
 def test_a_bake_locks_exactly_what_its_answers_need(bake_project, variant: str) -> None:
     want = expected(variant)
     project = bake_project(VARIANTS[variant])
@@ -166,7 +168,7 @@ def without_hashes(text: str) -> list[str]:
     return [line.rstrip(" \\") for line in text.splitlines() if "--hash=" not in line]
 
 
-@pytest.mark.parametrize("variant", ["defaults", "hash_bcrypt", "no_flower"])
+@pytest.mark.parametrize("variant", ["defaults", "edges_qos0_bcrypt", "edges_qos2_pbkdf2"])
 def test_the_lock_installs_hash_checked_and_make_lock_writes_it_again(
     variant: str, installed_project: Path, install_with_uv
 ) -> None:

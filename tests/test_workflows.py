@@ -17,7 +17,7 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 WORKFLOW_VARIANTS = {
     "defaults": VARIANTS["defaults"],
-    "no_flower": VARIANTS["no_flower"],
+    "no_flower": VARIANTS["edges_qos2_pbkdf2"],
     "other_images": {"python_version": "3.13", "postgres_version": "17", "redis_version": "8"},
 }
 

@@ -57,11 +57,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_beat",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.main",
     "apps.devices",
     "apps.commands",
     "apps.mqtt_service",
     "apps.simulator",
+    "apps.api",
 ]
 
 MIDDLEWARE = [
@@ -217,6 +223,20 @@ DEVICE_INACTIVITY_TIMEOUT = env.int("DEVICE_INACTIVITY_TIMEOUT", default=300)
 TELEMETRY_RETENTION_DAYS = env.int("TELEMETRY_RETENTION_DAYS", default=30)
 # Seconds a device has to answer a command when send_command() is not given a timeout.
 COMMAND_DEFAULT_TIMEOUT = env.int("COMMAND_DEFAULT_TIMEOUT", default=30)
+# Seconds between two runs of the command deadline sweep (apps.commands.tasks): how late past its deadline
+# a command unanswered may still show as sent or delivered before it is timed out.
+COMMAND_SWEEP_INTERVAL = 5.0
+
+# Periodic tasks. django-celery-beat's DatabaseScheduler writes these entries to its tables when beat starts
+# (and keeps them up to date); more can be added in the admin.
+CELERY_BEAT_SCHEDULE = {
+    "commands.sweep_command_deadlines": {
+        "task": "apps.commands.tasks.sweep_command_deadlines",
+        "schedule": COMMAND_SWEEP_INTERVAL,
+        # A sweep still waiting when the next is due is dropped, not piled up behind a stopped worker.
+        "options": {"expires": COMMAND_SWEEP_INTERVAL},
+    },
+}
 
 # --- Auth ---------------------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -226,6 +246,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# --- JSON API (Django REST framework, /api/) ----------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: a request without credentials is answered 401 with `WWW-Authenticate: Token`. A session
+    # (the browser) must send the CSRF token with every unsafe method.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{PROJECT_NAME} API",
+    "DESCRIPTION": "Devices, their presence and telemetry history, and commands sent to them. Authenticate "
+    "with a session (the browser; unsafe methods need the CSRF token) or `Authorization: Token <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's JavaScript and CSS come from drf-spectacular-sidecar, served with the static files.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Internationalisation -----------------------------------------------------------------------------------
 LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", default={{ a.language_code | py }})

@@ -8,7 +8,8 @@ carry no such promise. The broker never sends more than `receive_maximum` unackn
 database throttles the broker instead of filling memory.
 
 Input: a message is handed to its kind's handler only when its topic names a device and its payload passes
-payloads.py (a JSON object the database and the channel layer accept). Anything else, and any message replayed
+payloads.py (a JSON object the database and the channel layer accept); a handler may still refuse a message
+it cannot take by raising PayloadRefusedError with its own reason. Anything else, and any message replayed
 with the retain flag, is counted under its reason, logged (rate-limited) and acknowledged: it cannot cost
 another device's message.
 
@@ -327,6 +328,9 @@ class HandlerService:
         )
         try:
             await handler(device_message)
+        except PayloadRefusedError as exc:
+            # A handler refusing what it cannot take (such as a malformed command reply): counted, logged.
+            return self._reject(exc.reason, topic, exc.detail)
         except PushFailedError as exc:
             self.metrics.inc("ws_push_failed")
             self._log.warn(

@@ -34,6 +34,8 @@ _HELP = {
     "published": "Commands published and acknowledged by the broker",
     "retried": "Commands published again after a failure or a takeover",
     "dead_lettered": "Commands moved to the dead-letter stream",
+    "expired": "Tracked commands not published because their deadline had passed",
+    "outcome_failed": "Outcomes (sent, expired) of tracked commands that could not be recorded",
     "ws_push_failed": "WebSocket pushes that failed (the data itself was stored)",
 }
 _prom_counters: dict[str, PromCounter] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 import weakref
@@ -40,6 +41,21 @@ class MalformedEntryError(ValueError):
 
 
 @dataclass(frozen=True)
+class Tracking:
+    """A message whose fate its sender wants to hear about, with the MQTT 5 request/response properties.
+
+    `outcome` names the listener registered with `apps.mqtt_service.outcomes.publish_outcome`: the publisher
+    tells it `sent` once the broker acknowledged the message, or `expired` when `expires_at` (epoch seconds)
+    passed before it could be published (it is then not published at all). The message carries the seconds
+    left as its message expiry interval, so the broker drops it too once it is stale."""
+
+    outcome: str
+    expires_at: float
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+
+
+@dataclass(frozen=True)
 class QueuedCommand:
     entry_id: str
     command_id: str
@@ -48,10 +64,13 @@ class QueuedCommand:
     qos: int
     retain: bool
     enqueued_at: float
+    tracking: Tracking | None = None
 
 
-def build_fields(command_id: str, topic: str, payload: bytes, qos: int, retain: bool) -> dict[str, Any]:
-    return {
+def build_fields(
+    command_id: str, topic: str, payload: bytes, qos: int, retain: bool, tracking: Tracking | None = None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
         "id": command_id,
         "topic": topic,
         "payload": payload,
@@ -59,6 +78,30 @@ def build_fields(command_id: str, topic: str, payload: bytes, qos: int, retain: 
         "retain": "1" if retain else "0",
         "enqueued_at": f"{time.time():.6f}",
     }
+    if tracking is not None:
+        fields["outcome"] = tracking.outcome
+        fields["expires_at"] = repr(tracking.expires_at)
+        if tracking.response_topic is not None:
+            fields["response_topic"] = tracking.response_topic
+        if tracking.correlation_data is not None:
+            fields["correlation_data"] = tracking.correlation_data
+    return fields
+
+
+def _decode_tracking(fields: dict[bytes, bytes]) -> Tracking | None:
+    outcome = fields.get(b"outcome")
+    if outcome is None:
+        return None  # an untracked message (mqtt_publisher.publish): the common, fast case
+    response_topic = fields.get(b"response_topic")
+    expires_at = float(fields[b"expires_at"])
+    if not math.isfinite(expires_at):
+        raise ValueError(f"expires_at {expires_at} is not a finite time")
+    return Tracking(
+        outcome=outcome.decode(),
+        expires_at=expires_at,
+        response_topic=response_topic.decode() if response_topic is not None else None,
+        correlation_data=fields.get(b"correlation_data"),
+    )
 
 
 def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> QueuedCommand:
@@ -75,6 +118,7 @@ def decode_entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> QueuedCom
             qos=qos,
             retain=fields[b"retain"] == b"1",
             enqueued_at=float(fields[b"enqueued_at"]),
+            tracking=_decode_tracking(fields),
         )
     except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedEntryError(f"entry {entry}: {exc!r}") from exc
@@ -119,14 +163,35 @@ class PublishQueue:
             self._async[loop] = client
         return client
 
-    def enqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> str:
-        command_id = uuid.uuid4().hex
-        self.sync_client().xadd(self.stream, build_fields(command_id, topic, payload, qos, retain))
+    def enqueue(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        *,
+        command_id: str | None = None,
+        tracking: Tracking | None = None,
+    ) -> str:
+        """Add one message; returns its id (a new one unless given), sent as the user property command_id."""
+        command_id = command_id or uuid.uuid4().hex
+        fields = build_fields(command_id, topic, payload, qos, retain, tracking)
+        self.sync_client().xadd(self.stream, fields)
         return command_id
 
-    async def aenqueue(self, topic: str, payload: bytes, qos: int, retain: bool) -> str:
-        command_id = uuid.uuid4().hex
-        await self.async_client().xadd(self.stream, build_fields(command_id, topic, payload, qos, retain))
+    async def aenqueue(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        *,
+        command_id: str | None = None,
+        tracking: Tracking | None = None,
+    ) -> str:
+        command_id = command_id or uuid.uuid4().hex
+        fields = build_fields(command_id, topic, payload, qos, retain, tracking)
+        await self.async_client().xadd(self.stream, fields)
         return command_id
 
 

@@ -12,6 +12,11 @@ is not `<command prefix>/<device username>` (a control character or an extra lev
 whole connection, and with it every command in flight), the MQTT client cannot encode it, or the broker
 refuses it (a PUBACK/PUBREC reason code of 0x80 or above, such as "Not authorized"). The other commands of
 the connection go on.
+
+A tracked entry (publish_queue.Tracking, as the commands app queues them) also carries MQTT 5 request/response
+properties, and its app hears what became of it (outcomes.py): `sent` after the broker's acknowledgement, or
+`expired` instead of a publish when its deadline passed first. Untracked entries (mqtt_publisher.publish)
+take the same path as before, with no extra work.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -27,8 +35,9 @@ import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from apps.mqtt_service import mqtt_internals
+from apps.mqtt_service import mqtt_internals, outcomes
 from apps.mqtt_service.connection import Backoff, ClientIdCollisionWatch, client_kwargs
+from apps.mqtt_service.log_limit import LogLimiter
 from apps.mqtt_service.metrics import Metrics
 from apps.mqtt_service.mqtt_internals import BrokerRefusedError
 from apps.mqtt_service.publish_queue import (
@@ -36,6 +45,7 @@ from apps.mqtt_service.publish_queue import (
     PublishQueue,
     QueueConsumer,
     QueuedCommand,
+    Tracking,
     async_redis,
     decode_entry,
 )
@@ -96,6 +106,8 @@ class PublisherService:
         # Why the broker connection last dropped (MqttCodeError with the broker's reason code), if it said.
         self._disconnect_reason: BaseException | None = None
         self.connected = asyncio.Event()
+        self._outcome_listeners: dict[str, outcomes.Listener] = {}
+        self._log = LogLimiter(logger)
 
     def request_stop(self) -> None:
         """Stop reading new entries, finish the ones in flight, then return from run()."""
@@ -109,6 +121,7 @@ class PublisherService:
             asyncio.create_task(self._ack_loop(), name="publisher-acks"),
             asyncio.create_task(self.metrics.mirror_forever(self.redis), name="publisher-metrics"),
         ]
+        self._outcome_listeners = outcomes.load_listeners()
         backoff = Backoff()
         try:
             while not self._stopping.is_set():
@@ -255,6 +268,13 @@ class PublisherService:
             reason = "malformed entry" if isinstance(exc, MalformedEntryError) else "invalid topic"
             await self._dead_letter(entry_id, fields, f"{reason}: {exc}", deliveries)
             return
+        if command.tracking is not None and time.time() >= command.tracking.expires_at:
+            # Too late: the device must not act on it. Its app hears so instead of a publish.
+            self.metrics.inc("expired")
+            await self._report(command, command.tracking, outcomes.EXPIRED)
+            self._pending_acks.append(entry_id)
+            self._acks_ready.set()
+            return
         try:
             await self._send(client, command)
         except aiomqtt.MqttError as exc:
@@ -277,8 +297,39 @@ class PublisherService:
             await self._dead_letter(entry_id, fields, f"refused by broker: {exc}", deliveries)
             return
         self.metrics.inc("published")
+        if command.tracking is not None:
+            # Before the acknowledgement: a crash in between publishes it again rather than lose the outcome.
+            await self._report(command, command.tracking, outcomes.SENT)
         self._pending_acks.append(entry_id)
         self._acks_ready.set()
+
+    async def _report(self, command: QueuedCommand, tracking: Tracking, status: str) -> None:
+        name = tracking.outcome
+        listener = self._outcome_listeners.get(name)
+        if listener is None:
+            self.metrics.inc("outcome_failed")
+            self._log.warn(
+                "outcome_unknown",
+                "publisher %s: no outcome listener %r for command %s (registered: %s)",
+                self.client_id,
+                name,
+                command.command_id,
+                sorted(self._outcome_listeners),
+            )
+            return
+        try:
+            await listener(outcomes.PublishOutcome(command.command_id, status, datetime.now(UTC)))
+        except Exception as exc:
+            self.metrics.inc("outcome_failed")
+            self._log.warn(
+                "outcome_failed",
+                "publisher %s: outcome %s of command %s not recorded: %r",
+                self.client_id,
+                status,
+                command.command_id,
+                exc,
+                exc_info=exc,
+            )
 
     async def _dead_letter(
         self, entry_id: str, fields: dict[bytes, bytes], reason: str, deliveries: int
@@ -291,6 +342,14 @@ class PublisherService:
         BrokerRefusedError when the broker refused it."""
         properties = copy.copy(_EMPTY_PUBLISH_PROPERTIES)
         properties.UserProperty = [("command_id", command.command_id)]
+        tracking = command.tracking
+        if tracking is not None:
+            # Whole seconds, rounded up: a command never expires at the broker before its deadline.
+            properties.MessageExpiryInterval = max(1, math.ceil(tracking.expires_at - time.time()))
+            if tracking.response_topic is not None:
+                properties.ResponseTopic = tracking.response_topic
+            if tracking.correlation_data is not None:
+                properties.CorrelationData = tracking.correlation_data
         await mqtt_internals.publish_and_wait(
             client,
             command.topic,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import signal
 import sys
 from pathlib import Path
@@ -12,6 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.simulator.credentials import CredentialsError, find_owner, provision, read_csv
 from apps.simulator.fleet import REPLY_MODES, FleetConfig, run_fleet
 from apps.simulator.readings import kinds_to_send
+
+# After Ctrl-C every device says goodbye and disconnects, each step bounded by the MQTT timeout. Should that
+# still take longer, the process prints where it is stuck and exits: Ctrl-C always ends it.
+STOP_GRACE_SECONDS = 30
 
 
 class Command(BaseCommand):
@@ -77,16 +82,25 @@ class Command(BaseCommand):
             f"simulating {len(credentials)} devices ({credentials[0].username} ...) on "
             f"{config.host}:{config.port}, {rate:g} messages/s, replies {config.reply_mode}; Ctrl-C stops"
         )
-        stats = asyncio.run(self._run(credentials, config, options["duration"]))
+        try:
+            stats = asyncio.run(self._run(credentials, config, options["duration"]))
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         self.stdout.write(f"stopped: {stats.line(len(credentials))}")
 
     async def _run(self, credentials: list, config: FleetConfig, duration: float | None) -> Any:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def request_stop() -> None:
+            if not stop.is_set():
+                stop.set()
+                faulthandler.dump_traceback_later(STOP_GRACE_SECONDS, exit=True)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, request_stop)
         if duration is not None:
-            loop.call_later(duration, stop.set)
+            loop.call_later(duration, request_stop)
         interactive = sys.stderr.isatty()
 
         def report(line: str) -> None:
