@@ -102,6 +102,8 @@ class Bench:
     project: Path
     workdir: Path
     messages: int
+    # More registered devices, for row (e); none unless asked (bench/commands.py starts a Bench too).
+    fleet: int = 0
     tag: str = field(default_factory=lambda: f"bench{secrets.token_hex(4)}")
     broker_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
@@ -276,16 +278,8 @@ class Bench:
             conn.execute(f'CREATE DATABASE "{self.tag}"')
         python = sys.executable
         await self.run_checked(python, "src/manage.py", "migrate", "--no-input", "-v", "0")
-        seeded = await self.run_checked(
-            python,
-            str(SEED),
-            "--devices",
-            "8",
-            "--fleet",
-            str(FLEET_DEVICES),
-            "--fleet-topics",
-            str(self.fleet_topics),
-        )
+        fleet = ["--fleet", str(self.fleet), "--fleet-topics", str(self.fleet_topics)] if self.fleet else []
+        seeded = await self.run_checked(python, str(SEED), "--devices", "8", *fleet)
         self.seed = json.loads(seeded.strip().splitlines()[-1])
         # Read only: the pid is used to read the server's CPU time from /proc, never to signal it.
         client = self.redis_client()
@@ -635,7 +629,7 @@ class Bench:
             "publisher": publisher,
             "handler_ingest": {"project": one, "baseline": raw},
             "replicas": {"one": one, "two": two},
-            "fleet_ingest": {"project": fleet, "baseline": one, "devices": FLEET_DEVICES},
+            "fleet_ingest": {"project": fleet, "baseline": one, "devices": self.fleet},
             "latency": latency,
             "cpu": self.cpu,
         }
@@ -675,7 +669,7 @@ def workdir(keep: bool) -> Iterator[Path]:
 
 async def main_async(args: argparse.Namespace) -> int:
     with workdir(args.keep) as tmp:
-        bench = Bench(project=args.project, workdir=tmp, messages=args.messages)
+        bench = Bench(project=args.project, workdir=tmp, messages=args.messages, fleet=FLEET_DEVICES)
         # Before anything of the benchmark's own starts, so the load average is the machine's.
         machine_info = machine()
         runs = []
