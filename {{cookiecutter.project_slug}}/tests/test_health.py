@@ -85,12 +85,3 @@ def test_database_down_gives_503(client, monkeypatch):
     response = client.get(reverse("main:health"))
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "down"
-
-
-def test_index_page_links_admin_and_health(client, admin_client):
-    anonymous = client.get("/").content.decode()
-    assert "/admin/" in anonymous
-    assert "/health/" in anonymous
-    assert "new WebSocket" not in anonymous
-    signed_in = admin_client.get("/").content.decode()
-    assert "/ws/connect/" in signed_in

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.mqtt_service",
     "apps.simulator",
     "apps.api",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -96,6 +97,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.dashboard.context_processors.project",
             ],
         },
     },
@@ -245,7 +247,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "dashboard:login"
+LOGIN_REDIRECT_URL = "dashboard:fleet"
+LOGOUT_REDIRECT_URL = "dashboard:login"
 
 # --- JSON API (Django REST framework, /api/) ----------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,9 +1,10 @@
-"""Top-level URLs: the index and health check (apps.main), the JSON API and the admin."""
+"""Top-level URLs: the fleet dashboard (also at /), the health check (apps.main), the JSON API and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    path("", include("apps.dashboard.urls")),
     path("", include("apps.main.urls")),
     path("api/", include("apps.api.urls")),
     path("admin/", admin.site.urls),

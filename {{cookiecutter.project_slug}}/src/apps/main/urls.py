@@ -5,6 +5,5 @@ from apps.main import views
 app_name = "main"
 
 urlpatterns = [
-    path("", views.index, name="index"),
     path("health/", views.health, name="health"),
 ]

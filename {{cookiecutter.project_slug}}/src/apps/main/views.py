@@ -1,15 +1,8 @@
-from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from apps.main.health import public_view, run_checks
-
-
-@require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "main/index.html", {"project_name": settings.PROJECT_NAME})
 
 
 @never_cache
