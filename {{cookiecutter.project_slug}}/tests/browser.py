@@ -47,7 +47,7 @@ CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
 INSTALL_HINT = "sudo apt-get install chromium chromium-driver"
 # Generous: the bound only matters when something is broken, and the machine may be busy.
-WAIT = 30.0
+WAIT = 60.0
 
 T = TypeVar("T")
 

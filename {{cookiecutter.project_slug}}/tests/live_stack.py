@@ -25,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MANAGE = PROJECT_ROOT / "src" / "manage.py"
 BIN = Path(sys.executable).parent
 # Bounds for a busy machine: each process is a Django start, then a connection to its services.
-START_WITHIN = 60.0
+START_WITHIN = 120.0
 
 
 class Process:

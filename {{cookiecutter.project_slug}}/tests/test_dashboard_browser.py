@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from apps.devices.models import Device
 from apps.mqtt_service import topology
-from browser import start_chromium, wait_for
+from browser import WAIT, start_chromium, wait_for
 from live_stack import PROJECT_ROOT, LiveStack, live_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -77,7 +77,7 @@ class Journey:
         found = self.css(selector)
         return found[0].text if found else ""
 
-    def wait(self, what: str, check, within: float = 30.0):
+    def wait(self, what: str, check, within: float = WAIT):
         return wait_for(self.driver, what, check, within)
 
     def wait_live(self) -> None:
@@ -235,13 +235,16 @@ def send_command(journey: Journey) -> None:
     timeout.clear()
     timeout.send_keys("30")
     driver.find_element(By.CSS_SELECTOR, "#command-form button[type=submit]").click()
-    journey.wait("the command's row", lambda: journey.css("#commands tr[data-command]"))
+    error = driver.find_element(By.ID, "command-error")
+    journey.wait(
+        "the command's row", lambda: journey.css("#commands tr[data-command]") or error.is_displayed()
+    )
+    assert not error.is_displayed(), f"the form says: {error.text}"
     journey.wait(
         "the command to reach succeeded",
         lambda: journey.text("#commands tr[data-command] [data-field=state]") == "succeeded",
     )
     assert "applied reboot" in journey.text("#commands tr[data-command] [data-field=outcome]")
-    assert not driver.find_element(By.ID, "command-error").is_displayed()
 
 
 def restart_server(journey: Journey, username: str) -> None:
