@@ -41,6 +41,7 @@ _import_selenium()
 from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
@@ -97,3 +98,18 @@ def wait_for(driver: webdriver.Chrome, what: str, check: Callable[[], T], within
         return WebDriverWait(driver, within, poll_frequency=0.1).until(attempt)
     except TimeoutException:
         raise AssertionError(f"waited {within:.0f} s for {what}") from None
+
+
+def sign_in(driver: webdriver.Chrome, base_url: str, username: str, password: str) -> None:
+    """Open the site's index as a visitor would, sign in on the form it leads to, land on the fleet page and
+    wait for its live connection."""
+    driver.get(base_url + "/")
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys(password)
+    driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
+    wait_for(driver, "the fleet page", lambda: driver.current_url.endswith("/fleet/"))
+    wait_for(
+        driver,
+        "the live connection",
+        lambda: driver.find_element(By.ID, "live-state").text == "live",
+    )

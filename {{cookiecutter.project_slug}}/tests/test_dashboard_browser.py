@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from apps.devices.models import Device
 from apps.mqtt_service import topology
-from browser import WAIT, start_chromium, wait_for
+from browser import WAIT, sign_in, start_chromium, wait_for
 from live_stack import PROJECT_ROOT, LiveStack, live_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -109,15 +109,6 @@ def journey(tmp_path: Path) -> Iterator[Journey]:
             driver.quit()
 
 
-def sign_in(journey: Journey, username: str) -> None:
-    journey.open("/")  # the index leads to the fleet, which asks to sign in first
-    journey.driver.find_element(By.ID, "id_username").send_keys(username)
-    journey.driver.find_element(By.ID, "id_password").send_keys(PASSWORD)
-    journey.driver.find_element(By.CSS_SELECTOR, "form.stacked button[type=submit]").click()
-    journey.wait("the fleet page", lambda: journey.driver.current_url.endswith("/fleet/"))
-    journey.wait_live()
-
-
 def row(username: str) -> str:
     return f'tr[data-device="{username}"]'
 
@@ -134,7 +125,7 @@ def test_a_user_watches_the_fleet_live_sends_a_command_and_sees_a_device_die(
     kind = topology.DEVICE_MESSAGE_KINDS[0]
 
     with evidence_on_failure(journey):
-        sign_in(journey, user.username)
+        sign_in(journey.driver, journey.stack.url, user.username, PASSWORD)
         journey.driver.execute_script("window.notReloaded = true;")
 
         simulator = journey.stack.simulate(
