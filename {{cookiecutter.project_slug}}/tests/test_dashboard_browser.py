@@ -9,7 +9,6 @@ picture: `FLEET_SCREENSHOT=docs/fleet.png .venv/bin/pytest tests/test_dashboard_
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import uuid
@@ -18,13 +17,13 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
-from django.urls import Resolver404, resolve
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from apps.devices.models import Device
 from apps.mqtt_service import topology
 from browser import WAIT, sign_in, start_chromium, wait_for
+from fleet_features import FEATURES
 from live_stack import PROJECT_ROOT, LiveStack, live_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -33,23 +32,6 @@ PASSWORD = "a browser test password"
 DEVICES = 3
 SCREENSHOT_DEVICES = 12  # a fuller fleet for the README's picture
 PHONE = (390, 844)
-
-
-def api_served() -> bool:
-    try:
-        resolve("/api/devices/")
-    except Resolver404:
-        return False
-    return True
-
-
-# What the journey needs beyond the dashboard itself: presence handling (online/offline from the devices'
-# presence messages and Last Wills), the JSON API (resync, command form) and the commands service.
-FEATURES = {
-    "presence": importlib.util.find_spec("apps.devices.mqtt_handlers") is not None,
-    "api": api_served(),
-    "commands": importlib.util.find_spec("apps.commands.services") is not None,
-}
 
 
 class Journey:
