@@ -1,4 +1,4 @@
-"""Top-level URLs: the fleet dashboard (also at /), the health check (apps.main), the JSON API and the admin."""
+"""Top-level URLs: the fleet dashboard (also at /), the health check, the JSON API and the admin."""
 
 from django.contrib import admin
 from django.urls import include, path
