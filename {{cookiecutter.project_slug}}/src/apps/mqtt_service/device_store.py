@@ -1,4 +1,5 @@
 """Database side of the handler: device lookups (cached) and batched writes of statuses and events.
+Every write also keeps the device's latest value of the message's kind (apps/devices/latest_values.py).
 
 Every query runs in Django's sync thread (sync_to_async), never in the event loop, and one query serves
 a whole batch. A lost database connection is retried with backoff until it works: the messages wait
@@ -19,11 +20,14 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
+from apps.devices.latest_values import LatestValue, update_latest_values
 from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.batch import Batcher
 from apps.mqtt_service.connection import Backoff
 
 logger = logging.getLogger(__name__)
+
+STATUS_KIND = "status"
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,12 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
         [json.dumps(row.payload) for row in rows],
         [row.received_at for row in rows],
     ]
+    latest = (LatestValue(row.device_id, row.kind, row.payload, row.received_at) for row in rows)
     try:
         with connection.cursor() as cursor:
+            # Latest values first: repeating them is harmless, so when the insert fails and the batch is
+            # retried row by row, no row has been inserted twice.
+            update_latest_values(cursor, latest)
             cursor.execute(_insert_events_sql(), params)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
@@ -127,6 +135,8 @@ def _update_statuses(rows: list[StatusRow]) -> list[None]:
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+            statuses = (LatestValue(row.device_id, STATUS_KIND, row.payload, row.received_at) for row in rows)
+            update_latest_values(cursor, statuses)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise

@@ -2,6 +2,7 @@
 
 - `status` keeps the device's latest state (`Device.last_status`, `last_seen_at`);
 - any other kind is stored as a history row (`DeviceEvent` with its kind).
+Either way the message becomes the device's latest value of its kind (`Device.latest[kind]`).
 Both then push the message to the WebSocket groups of the device's owner and of staff, as
 `{"type": "device.<kind>", "device": ..., "data": ..., "received_at": ...}`.
 
@@ -37,12 +38,10 @@ from typing import Any
 import redis
 
 from apps.mqtt_service.batch import Batcher, Unavailable
-from apps.mqtt_service.device_store import EventRow, StatusRow, get_store
+from apps.mqtt_service.device_store import STATUS_KIND, EventRow, StatusRow, get_store
 from apps.mqtt_service.router import DeviceMessage, Handler
 from websocket.groups import STAFF_GROUP, user_group
 from websocket.utils.senders import websocket_sender
-
-STATUS_KIND = "status"
 
 
 class PushFailedError(Exception):

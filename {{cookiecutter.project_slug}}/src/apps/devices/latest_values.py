@@ -1,0 +1,91 @@
+"""The latest value of each message kind on the device row (`Device.latest`), so a fleet list is one query.
+
+`Device.latest` is `{"<kind>": {"data": {...}, "at": "<ISO 8601>", "ts": <epoch milliseconds>}}`. One UPDATE
+serves a whole batch of messages, and a value only moves forward in time: a message older than the stored
+value of its kind (late, or replayed by another handler replica) changes nothing. Applying the same batch
+twice gives the same row, so a batch retried after a failure is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+
+from apps.devices.models import Device
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EMPTY_OBJECT = "'{}'::jsonb"
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    device_id: int
+    kind: str
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+def latest_entry(payload: dict[str, Any], received_at: datetime) -> dict[str, Any]:
+    """What `Device.latest[kind]` holds for a message."""
+    return {
+        "data": payload,
+        "at": received_at.isoformat(),
+        "ts": (received_at - _EPOCH) // _MILLISECOND,
+    }
+
+
+def newest_per_device(values: Iterable[LatestValue]) -> dict[int, dict[str, LatestValue]]:
+    """The newest value of each kind of each device; of two equally old ones, the later in the batch."""
+    newest: dict[int, dict[str, LatestValue]] = {}
+    for value in values:
+        kinds = newest.setdefault(value.device_id, {})
+        current = kinds.get(value.kind)
+        if current is None or value.received_at >= current.received_at:
+            kinds[value.kind] = value
+    return newest
+
+
+def _update_sql() -> str:
+    meta = Device._meta
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    pk = quote(meta.pk.column)
+    latest = quote(meta.get_field("latest").column)
+    # A stored entry is kept only when it has a numeric "ts" newer than the incoming one: an entry written by
+    # hand without "ts" (or with a bad one) is replaced rather than blocking its kind for ever.
+    newer = (
+        f"(SELECT COALESCE(jsonb_object_agg(n.key, n.value), {_EMPTY_OBJECT}) "  # noqa: S608 - quoted names
+        "FROM jsonb_each(v.entries) AS n "
+        f"WHERE jsonb_typeof(d.{latest} -> n.key -> 'ts') IS DISTINCT FROM 'number' "
+        f"OR (d.{latest} -> n.key -> 'ts') <= (n.value -> 'ts'))"
+    )
+    current = f"CASE WHEN jsonb_typeof(d.{latest}) = 'object' THEN d.{latest} ELSE {_EMPTY_OBJECT} END"
+    # Both the SET and the WHERE read d, the row as locked: with another batch updating the same device
+    # concurrently, they see its committed value (READ COMMITTED re-checks the updated row), so the newer
+    # value wins whichever batch commits last. The WHERE skips the write when nothing in the batch is newer.
+    return (
+        f"UPDATE {table} AS d SET {latest} = {current} || {newer} "  # noqa: S608 - quoted names
+        f"FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, entries) "
+        f"WHERE d.{pk} = v.id AND {newer} <> {_EMPTY_OBJECT}"
+    )
+
+
+def update_latest_values(cursor: CursorWrapper, values: Iterable[LatestValue]) -> None:
+    """Apply a batch of messages to their devices' latest values, in one statement."""
+    newest = newest_per_device(values)
+    if not newest:
+        return
+    # Devices in id order: two batches touching the same devices lock their rows in the same order.
+    device_ids = sorted(newest)
+    entries = [
+        json.dumps({kind: latest_entry(v.payload, v.received_at) for kind, v in newest[device_id].items()})
+        for device_id in device_ids
+    ]
+    cursor.execute(_update_sql(), [device_ids, entries])
