@@ -1,3 +1,5 @@
+import argparse
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -5,9 +7,12 @@ from apps.devices.retention import DEFAULT_BATCH_SIZE, PruneAlreadyRunningError,
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise ValueError(text)
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number, at least 1")
     return value
 
 
