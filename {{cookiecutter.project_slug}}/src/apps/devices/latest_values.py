@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
@@ -22,6 +22,19 @@ from apps.devices.models import Device
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_OBJECT = "'{}'::jsonb"
 _MILLISECOND = timedelta(milliseconds=1)
+
+
+class Message(Protocol):
+    """What a latest value is made of (the handler's rows have these attributes: no copy per message)."""
+
+    @property
+    def device_id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def received_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,9 @@ def latest_entry(payload: dict[str, Any], received_at: datetime) -> dict[str, An
     }
 
 
-def newest_per_device(values: Iterable[LatestValue]) -> dict[int, dict[str, LatestValue]]:
+def newest_per_device(values: Iterable[Message]) -> dict[int, dict[str, Message]]:
     """The newest value of each kind of each device; of two equally old ones, the later in the batch."""
-    newest: dict[int, dict[str, LatestValue]] = {}
+    newest: dict[int, dict[str, Message]] = {}
     for value in values:
         kinds = newest.setdefault(value.device_id, {})
         current = kinds.get(value.kind)
@@ -77,7 +90,7 @@ def _update_sql() -> str:
     )
 
 
-def update_latest_values(cursor: CursorWrapper, values: Iterable[LatestValue]) -> None:
+def update_latest_values(cursor: CursorWrapper, values: Iterable[Message]) -> None:
     """Apply a batch of messages to their devices' latest values, in one statement."""
     newest = newest_per_device(values)
     if not newest:

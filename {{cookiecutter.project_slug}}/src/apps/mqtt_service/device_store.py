@@ -95,12 +95,11 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
         [json.dumps(row.payload) for row in rows],
         [row.received_at for row in rows],
     ]
-    latest = (LatestValue(row.device_id, row.kind, row.payload, row.received_at) for row in rows)
     try:
         with connection.cursor() as cursor:
             # Latest values first: repeating them is harmless, so when the insert fails and the batch is
             # retried row by row, no row has been inserted twice.
-            update_latest_values(cursor, latest)
+            update_latest_values(cursor, rows)
             cursor.execute(_insert_events_sql(), params)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
@@ -135,7 +134,9 @@ def _update_statuses(rows: list[StatusRow]) -> list[None]:
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            statuses = (LatestValue(row.device_id, STATUS_KIND, row.payload, row.received_at) for row in rows)
+            statuses = [
+                LatestValue(r.device_id, STATUS_KIND, r.payload, r.received_at) for r in latest.values()
+            ]
             update_latest_values(cursor, statuses)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
