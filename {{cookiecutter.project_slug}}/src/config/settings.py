@@ -182,11 +182,6 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Periodic tasks: beat writes them into django-celery-beat's tables at every start (the admin shows them).
-CELERY_BEAT_SCHEDULE = {
-    # Hourly, so each run deletes about an hour of history: short runs, no backlog.
-    "prune-telemetry-history": {"task": "apps.devices.tasks.prune_telemetry_history", "schedule": 3600.0},
-}
 
 # --- MQTT ---------------------------------------------------------------------------------------------------
 MQTT_ROOT_USERNAME = env.str("MQTT_ROOT_USERNAME", default="admin")
@@ -242,6 +237,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": COMMAND_SWEEP_INTERVAL,
         # A sweep still waiting when the next is due is dropped, not piled up behind a stopped worker.
         "options": {"expires": COMMAND_SWEEP_INTERVAL},
+    },
+    # Hourly, so each run deletes about an hour of history: short runs, no backlog.
+    "devices.prune_telemetry_history": {
+        "task": "apps.devices.tasks.prune_telemetry_history",
+        "schedule": 3600.0,
     },
 }
 
