@@ -25,9 +25,9 @@ from mqtt_helpers import device_client, make_scheme, running_handler, unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-DEVICES = 200
-EVENTS = 4000
-WITHIN = 120.0
+DEVICES = 100
+EVENTS = 1000
+WITHIN = 300.0
 PUBLISH_WINDOW = 100
 
 
