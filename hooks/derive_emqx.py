@@ -26,6 +26,8 @@ DEVICE_AUTH_QUERY = (
 # broker lets it hold as many unacknowledged messages as it has workers to store them.
 MAX_MQUEUE_LEN = 10000
 MAX_INFLIGHT = 1000
+# $SYS/brokers/<node>/clients/<clientid>/connected|disconnected: the handler's presence source.
+CLIENT_EVENT_MESSAGES = {"client_connected": True, "client_disconnected": True}
 
 
 class Raw(str):

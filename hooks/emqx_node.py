@@ -60,6 +60,9 @@ def node_environment(
         "EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY": "hash_clientid",
         "EMQX_MQTT__MAX_MQUEUE_LEN": str(derive_emqx.MAX_MQUEUE_LEN),
         "EMQX_MQTT__MAX_INFLIGHT": str(derive_emqx.MAX_INFLIGHT),
+        # Device presence: the handler reads the client connected/disconnected events (on by default; pinned,
+        # as the backend depends on them).
+        "EMQX_SYS_TOPICS__SYS_EVENT_MESSAGES": derive_emqx.to_hocon(derive_emqx.CLIENT_EVENT_MESSAGES),
         # Read by the entrypoint to write the built-in database's bootstrap users.
         "EMQX_BOOTSTRAP_USERS_FILE": derive_emqx.BOOTSTRAP_USERS_FILE,
         "MQTT_ROOT_USERNAME": root_username,

@@ -164,6 +164,9 @@ def test_handler_user_subscribes_to_shared_device_topics_only(fence):
         assert decide(handler(topo), "publish", f"{prefix}/dev-001/{kind}") == "deny"
     assert decide(handler(topo), "subscribe", "$SYS/brokers/+/clients/+/connected") == "allow"
     assert decide(handler(topo), "subscribe", "$SYS/brokers/+/clients/+/disconnected") == "allow"
+    for event in ("connected", "disconnected"):  # as the handler subscribes: shared, one replica per event
+        shared_events = f"$share/{group}/$SYS/brokers/+/clients/+/{event}"
+        assert decide(handler(topo), "subscribe", shared_events) == "allow"
     for topic in ("#", "+/#", "$SYS/#", f"{topo['COMMAND_TOPIC_PREFIX']}/+", f"{prefix}/#"):
         assert decide(handler(topo), "subscribe", topic) == "deny", topic
     assert decide(handler(topo), "publish", f"{topo['COMMAND_TOPIC_PREFIX']}/dev-001") == "deny"

@@ -138,6 +138,9 @@ def test_emqx_config_parses_as_hocon_and_follows_the_answers(baked, tools) -> No
     assert [(s["type"], s["path"]) for s in authz["sources"]] == [("file", "/opt/emqx/etc/acl.conf")]
     assert emqx["EMQX_LISTENERS__TCP__DEFAULT__ENABLE_AUTHN"] == "quick_deny_anonymous"
     assert emqx["EMQX_MQTT__SHARED_SUBSCRIPTION_STRATEGY"] == "hash_clientid"
+    # The handler's presence source: EMQX's client connected/disconnected events.
+    events = ConfigFactory.parse_string("e = " + emqx["EMQX_SYS_TOPICS__SYS_EVENT_MESSAGES"])["e"]
+    assert (events["client_connected"], events["client_disconnected"]) == (True, True)
     assert emqx["EMQX_NODE__COOKIE"] == env["EMQX_NODE_COOKIE"]
     assert emqx["EMQX_DASHBOARD__DEFAULT_PASSWORD"] == env["MQTT_ROOT_PASSWORD"]
 

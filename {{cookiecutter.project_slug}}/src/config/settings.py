@@ -213,14 +213,23 @@ MQTT = {
     # take each other's commands or counters. Dead letters go to "<publish_queue>:dead_letter".
     "publish_queue": env.str("MQTT_PUBLISH_QUEUE", default=f"{PROJECT_SLUG}:mqtt:publish_queue"),
     "metrics_key_prefix": f"{PROJECT_SLUG}:mqtt:metrics:",
+    # Where the broker publishes client connected/disconnected events (EMQX: $SYS/brokers); the handler
+    # subscribes to <prefix>/+/clients/+/connected|disconnected for device presence.
+    # Read from os.environ (the .env file is loaded into it): django-environ would take a value starting with
+    # "$" for a reference to another variable.
+    "presence_event_prefix": os.environ.get("MQTT_PRESENCE_EVENT_PREFIX", "$SYS/brokers").rstrip("/"),
 }
+if not MQTT["presence_event_prefix"] or any(c in MQTT["presence_event_prefix"] for c in "+#\x00"):
+    raise ImproperlyConfigured("MQTT_PRESENCE_EVENT_PREFIX must be a topic prefix without wildcards.")
 
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
 
 # --- Fleet --------------------------------------------------------------------------------------------------
 # A device silent for longer than this (seconds) is marked offline by the inactivity sweep; a device's own
-# inactivity_timeout overrides it.
+# inactivity_timeout overrides it; 0 turns the sweep off for devices without their own.
 DEVICE_INACTIVITY_TIMEOUT = env.int("DEVICE_INACTIVITY_TIMEOUT", default=300)
+# How often (seconds) the sweep runs: a silent device goes offline at most this long after its timeout.
+DEVICE_INACTIVITY_SWEEP_INTERVAL = env.int("DEVICE_INACTIVITY_SWEEP_INTERVAL", default=30)
 # Days of telemetry history (DeviceEvent) and presence history kept; older rows are deleted in small batches.
 TELEMETRY_RETENTION_DAYS = env.int("TELEMETRY_RETENTION_DAYS", default=30)
 # Seconds a device has to answer a command when send_command() is not given a timeout.
@@ -242,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
     "devices.prune_telemetry_history": {
         "task": "apps.devices.tasks.prune_telemetry_history",
         "schedule": 3600.0,
+    },
+    "devices.sweep_inactive_devices": {
+        "task": "apps.devices.tasks.sweep_inactive_devices",
+        "schedule": float(DEVICE_INACTIVITY_SWEEP_INTERVAL),
+        "options": {"expires": float(DEVICE_INACTIVITY_SWEEP_INTERVAL)},
     },
 }
 

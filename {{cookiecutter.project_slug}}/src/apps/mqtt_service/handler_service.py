@@ -13,6 +13,10 @@ it cannot take by raising PayloadRefusedError with its own reason. Anything else
 with the retain flag, is counted under its reason, logged (rate-limited) and acknowledged: it cannot cost
 another device's message.
 
+The broker's client events (`<MQTT_PRESENCE_EVENT_PREFIX>/<node>/clients/<clientid>/connected|disconnected`,
+EMQX's `$SYS/brokers` by default) are subscribed to, through the same shared group, when an app registered a
+`@client_event_handler` (apps/devices does, for presence); they pass the same payload checks.
+
 aiomqtt 2.5 has no public switch for manual acknowledgement; paho-mqtt (its engine) has one, reached through
 `mqtt_internals` (enable_manual_acks, acknowledger). aiomqtt is pinned below 3 for this reason too.
 """
@@ -41,7 +45,17 @@ from apps.mqtt_service.handlers import PushFailedError
 from apps.mqtt_service.log_limit import LogLimiter
 from apps.mqtt_service.metrics import Metrics
 from apps.mqtt_service.payloads import MAX_PAYLOAD_BYTES, PayloadRefusedError, parse_payload
-from apps.mqtt_service.router import DeviceMessage, Handler, describe, load_handlers, registered_kinds
+from apps.mqtt_service.router import (
+    ClientEvent,
+    ClientEventHandler,
+    DeviceMessage,
+    Handler,
+    describe,
+    get_client_event_handler,
+    load_handlers,
+    message_observers,
+    registered_kinds,
+)
 from apps.mqtt_service.topics import DEFAULT_SCHEME, TopicScheme
 
 logger = logging.getLogger(__name__)
@@ -128,6 +142,8 @@ class HandlerService:
         self._log = LogLimiter(logger)
         self._collisions = ClientIdCollisionWatch("handler", client_id)
         self._handlers: dict[str, Handler] = {}
+        self._observers: list[Handler] = []
+        self._client_event_handler: ClientEventHandler | None = None
         self.connected = asyncio.Event()
 
     def request_stop(self) -> None:
@@ -139,6 +155,12 @@ class HandlerService:
         self._handlers = load_handlers(self.scheme.subscribed_kinds())
         for kind, handler in self._handlers.items():
             logger.info("handler %s: kind %s -> %s", self.client_id, kind, describe(handler))
+        self._observers = message_observers()
+        self._client_event_handler = get_client_event_handler()
+        if self._client_event_handler is not None:
+            logger.info(
+                "handler %s: client events -> %s", self.client_id, describe(self._client_event_handler)
+            )
         unsubscribed = [kind for kind in registered_kinds() if kind not in self._handlers]
         if unsubscribed:
             logger.warning(
@@ -189,6 +211,8 @@ class HandlerService:
         tracker = AckTracker(client)
         retire_watch: asyncio.Task[None] | None = None
         filters = self.scheme.handler_subscriptions()
+        if self._client_event_handler is not None:
+            filters += self.scheme.client_event_subscriptions()
         try:
             if self.retire_after_idle is None:
                 await client.subscribe([(topic, self.qos) for topic in filters])
@@ -294,6 +318,11 @@ class HandlerService:
         topic = message.topic.value
         parsed = self.scheme.parse_device_topic(topic)
         if parsed is None:
+            client_event = self.scheme.parse_client_event_topic(topic)
+            if client_event is not None and self._client_event_handler is not None:
+                return await self._process_client_event(
+                    message, client_event, received_at, self._client_event_handler
+                )
             return self._reject("bad_topic", topic)
         username, kind = parsed
         handler = self._handlers.get(kind)
@@ -326,15 +355,44 @@ class HandlerService:
             device_id=device.id,
             owner_id=device.owner_id,
         )
+        for step in (handler, *self._observers):
+            try:
+                await step(device_message)
+            except PayloadRefusedError as exc:  # the handler found the payload unusable for its kind
+                return self._reject(exc.reason, topic, exc.detail)
+            except PushFailedError as exc:
+                self._push_failed(topic, exc)
+        self.metrics.inc("processed")
+        return None
+
+    def _push_failed(self, topic: str, exc: PushFailedError) -> None:
+        self.metrics.inc("ws_push_failed")
+        self._log.warn("ws_push_failed", "stored but not pushed to WebSocket: topic=%s error=%s", topic, exc)
+
+    async def _process_client_event(
+        self,
+        message: aiomqtt.Message,
+        parsed: tuple[str, str, str],
+        received_at: datetime,
+        handler: ClientEventHandler,
+    ) -> None:
+        """A broker client event (not a device message: no device topic, no observers)."""
+        topic = message.topic.value
+        if message.retain:
+            return self._reject("retained", topic)
+        raw = message.payload
+        if not isinstance(raw, bytes | bytearray):
+            raw = str(raw).encode()
         try:
-            await handler(device_message)
+            payload = parse_payload(raw, max_bytes=self.max_payload_bytes)
         except PayloadRefusedError as exc:
-            # A handler refusing what it cannot take (such as a malformed command reply): counted, logged.
+            return self._reject(exc.reason, topic, exc.detail)
+        node, clientid, event = parsed
+        try:
+            await handler(ClientEvent(node, clientid, event, topic, payload, received_at))
+        except PayloadRefusedError as exc:
             return self._reject(exc.reason, topic, exc.detail)
         except PushFailedError as exc:
-            self.metrics.inc("ws_push_failed")
-            self._log.warn(
-                "ws_push_failed", "stored but not pushed to WebSocket: topic=%s error=%s", topic, exc
-            )
+            self._push_failed(topic, exc)
         self.metrics.inc("processed")
         return None

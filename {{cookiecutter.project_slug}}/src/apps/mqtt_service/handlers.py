@@ -117,9 +117,20 @@ async def push_to_websocket(message: DeviceMessage) -> None:
         "data": message.payload,
         "received_at": message.received_at.isoformat(),
     }
+    await push_event(device_groups(message.owner_id), payload)
+
+
+def device_groups(owner_id: int | None) -> list[str]:
+    """The groups that see a device's events: staff, and its owner's."""
     groups = [STAFF_GROUP]
-    if message.owner_id is not None:
-        groups.append(user_group(message.owner_id))
+    if owner_id is not None:
+        groups.append(user_group(owner_id))
+    return groups
+
+
+async def push_event(groups: list[str], payload: dict[str, Any]) -> None:
+    """Push any live event (such as `device.presence`) through the same batches as device messages;
+    PushFailedError when it could not be sent."""
     await _push_batcher().submit((groups, payload, f"{_PUSH_ID_PREFIX}.{next(_push_numbers)}"))
 
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.devices.usernames import USERNAME_PATTERN, reserved_usernames, validate_device_username
 from apps.mqtt_service import topology
+
+# The broker's client events under the event prefix: <prefix>/<node>/clients/<clientid>/<event>.
+CLIENT_EVENTS = ("connected", "disconnected")
+
+
+def _configured_client_event_prefix() -> str:
+    return settings.MQTT["presence_event_prefix"]
+
 
 # MQTT 5 (section 1.5.4): a UTF-8 string is prefixed by a 16-bit length.
 MAX_TOPIC_BYTES = 65535
@@ -25,6 +34,9 @@ class TopicScheme:
     shared_group: str = topology.SHARED_SUBSCRIPTION_GROUP
     # The device protocol's own kinds (presence announcements, command replies), subscribed like the others.
     protocol_kinds: tuple[str, ...] = (topology.PRESENCE_KIND, topology.REPLY_KIND)
+    # EMQX publishes client events under $SYS/brokers; tests point this at an ordinary prefix (a broker drops
+    # client publishes to $SYS).
+    client_event_prefix: str = field(default_factory=_configured_client_event_prefix)
 
     def device_topic(self, username: str, kind: str) -> str:
         return f"{self.device_prefix}/{username}/{kind}"
@@ -40,6 +52,24 @@ class TopicScheme:
         # One subscription per kind (not `+/+`): devices cannot make the handler receive unknown kinds.
         group, prefix = self.shared_group, self.device_prefix
         return [f"$share/{group}/{prefix}/+/{kind}" for kind in self.subscribed_kinds()]
+
+    def client_event_subscriptions(self) -> list[str]:
+        # Shared, so each event reaches one replica; EMQX strips `$share/<group>/` before matching `$SYS/...`.
+        return [
+            f"$share/{self.shared_group}/{self.client_event_prefix}/+/clients/+/{event}"
+            for event in CLIENT_EVENTS
+        ]
+
+    def parse_client_event_topic(self, topic: str) -> tuple[str, str, str] | None:
+        """`<event prefix>/<node>/clients/<clientid>/<event>` -> (node, clientid, event); else None."""
+        prefix = f"{self.client_event_prefix}/"
+        if not topic.startswith(prefix):
+            return None
+        parts = topic[len(prefix) :].split("/")
+        if len(parts) != 4 or parts[1] != "clients" or parts[3] not in CLIENT_EVENTS:
+            return None
+        node, _, clientid, event = parts
+        return node, clientid, event
 
     def parse_device_topic(self, topic: str) -> tuple[str, str] | None:
         """`<device prefix>/<username>/<kind>` -> (username, kind), for a username a device can have;
