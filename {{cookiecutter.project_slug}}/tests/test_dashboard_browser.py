@@ -23,7 +23,6 @@ from selenium.webdriver.common.by import By
 from apps.devices.models import Device
 from apps.mqtt_service import topology
 from browser import WAIT, sign_in, start_chromium, wait_for
-from fleet_features import FEATURES
 from live_stack import PROJECT_ROOT, LiveStack, live_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,19 +34,12 @@ PHONE = (390, 844)
 
 
 class Journey:
-    """The browser, the backend and what the steps share; steps needing a missing feature are noted."""
+    """The browser, the backend and what the steps share."""
 
     def __init__(self, driver: webdriver.Chrome, stack: LiveStack, evidence: Path) -> None:
         self.driver = driver
         self.stack = stack
         self.evidence = evidence
-        self.unchecked: list[str] = []
-
-    def needs(self, *features: str, step: str) -> bool:
-        missing = [feature for feature in features if not FEATURES[feature]]
-        if missing:
-            self.unchecked.append(f"{step} (needs {', '.join(missing)})")
-        return not missing
 
     def open(self, path: str) -> None:
         self.driver.get(self.stack.url + path)
@@ -121,13 +113,12 @@ def test_a_user_watches_the_fleet_live_sends_a_command_and_sees_a_device_die(
         )
         assert journey.text('[data-count="total"]') == str(count)
 
-        if journey.needs("presence", step="devices come online"):
-            journey.wait(
-                "every badge to say online",
-                lambda: all(journey.text(f"{row(u)} [data-field=state]") == "online" for u in usernames),
-            )
-            assert journey.text('[data-count="online"]') == str(count)
-            assert journey.text('[data-count="offline"]') == "0"
+        journey.wait(
+            "every badge to say online",
+            lambda: all(journey.text(f"{row(u)} [data-field=state]") == "online" for u in usernames),
+        )
+        assert journey.text('[data-count="online"]') == str(count)
+        assert journey.text('[data-count="offline"]') == "0"
 
         cell = f'{row(first)} [data-kind="{kind}"]'
         value = journey.wait(f"a {kind} value of {first}", lambda: journey.text(cell))
@@ -161,21 +152,14 @@ def test_a_user_watches_the_fleet_live_sends_a_command_and_sees_a_device_die(
         )
         journey.wait("the chart", lambda: journey.css("#chart canvas"))
 
-        if journey.needs("api", "commands", step="a command from the form reaches succeeded"):
-            send_command(journey)
-
-        if journey.needs("api", step="the page resynchronises after a server restart"):
-            restart_server(journey, first)
+        send_command(journey)
+        restart_server(journey, first)
 
         simulator.kill()  # no DISCONNECT, no goodbye: the broker publishes each device's Last Will
-        if journey.needs("presence", step="a killed device goes offline"):
-            journey.wait(
-                "the badge to say offline", lambda: journey.text("#device [data-field=state]") == "offline"
-            )
-            journey.wait("the presence history", lambda: journey.text("#presence li .badge") == "offline")
-
-    if journey.unchecked:
-        pytest.skip("every other step passed; not checked yet: " + "; ".join(journey.unchecked))
+        journey.wait(
+            "the badge to say offline", lambda: journey.text("#device [data-field=state]") == "offline"
+        )
+        journey.wait("the presence history", lambda: journey.text("#presence li .badge") == "offline")
 
 
 def visible_rows(journey: Journey) -> list:

@@ -23,7 +23,6 @@ from django.db import connection
 from apps.devices.models import Device
 from apps.mqtt_service import topology
 from browser import WAIT, sign_in, start_chromium, wait_for
-from fleet_features import FEATURES
 from live_stack import live_stack
 from mqtt_helpers import mqtt_address
 
@@ -78,7 +77,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-@pytest.mark.skipif(not FEATURES["presence"], reason="needs presence handling (apps.devices.mqtt_handlers)")
 def test_connect_to_online_badge_latency(django_user_model, tmp_path: Path) -> None:
     user = django_user_model.objects.create_user(
         username=f"watcher-{uuid.uuid4().hex[:8]}", password=PASSWORD
