@@ -10,7 +10,7 @@ from django.db import connection
 
 from apps.devices.models import Device, PresenceEvent
 from apps.devices.presence.apply import PresenceChange, Source, apply_change
-from apps.devices.presence.events import change_from_client_event, change_from_device_message
+from apps.devices.presence.events import change_from_client_event, change_from_presence_message
 from apps.mqtt_service.payloads import PayloadRefusedError
 from apps.mqtt_service.router import ClientEvent
 from mqtt_helpers import unique
@@ -201,11 +201,11 @@ def test_malformed_emqx_payloads_are_refused_with_a_reason(device, payload):
 )
 def test_malformed_device_presence_is_refused_with_a_reason(payload):
     with pytest.raises(PayloadRefusedError) as refused:
-        change_from_device_message(payload, T0)
+        change_from_presence_message(payload, T0)
     assert refused.value.reason == "bad_presence"
 
 
 def test_device_presence_reads_online_and_the_optional_token():
-    change = change_from_device_message({"online": False, "conn": "abc", "extra": 1}, T0)
+    change = change_from_presence_message({"online": False, "conn": "abc", "extra": 1}, T0)
     assert (change.online, change.conn, change.at, change.source) == (False, "abc", T0, "device")
-    assert change_from_device_message({"online": True}, T0).conn is None
+    assert change_from_presence_message({"online": True}, T0).conn is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from apps.devices.presence.activity import get_recorder
 from apps.devices.presence.apply import AppliedChange, aapply_change
-from apps.devices.presence.events import change_from_client_event, change_from_device_message
+from apps.devices.presence.events import change_from_client_event, change_from_presence_message
 from apps.devices.presence.push import presence_groups, presence_payload
 from apps.mqtt_service import topology
 from apps.mqtt_service.device_store import get_store
@@ -27,7 +27,7 @@ async def _push(applied: AppliedChange | None) -> None:
 @message_handler(topology.PRESENCE_KIND)
 async def handle_presence(message: DeviceMessage) -> None:
     """`{"online": bool, "conn": str?}` from the device, or its Last Will."""
-    change = change_from_device_message(message.payload, message.received_at)
+    change = change_from_presence_message(message.payload, message.received_at)
     await _push(await aapply_change(message.device_id, change))
 
 

@@ -30,7 +30,7 @@ BROKER_ONLINE_REASON = "connected"
 SUPERSEDED_REASONS = frozenset({"takenover", "discarded"})
 
 
-def change_from_device_message(payload: dict[str, Any], received_at: datetime) -> PresenceChange:
+def change_from_presence_message(payload: dict[str, Any], received_at: datetime) -> PresenceChange:
     """`{"online": bool, "conn": str?}` -> the change, timed by its arrival (a device's clock is not
     trusted; the handler sees one device's messages in order)."""
     online = payload.get("online")
