@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.commands.models import Command
+from apps.commands.models import STATE_TIMESTAMPS, Command
 
 
 @admin.register(Command)
@@ -17,20 +17,7 @@ class CommandAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("id", "device", "name", "params", "created_by")}),
         ("State", {"fields": ("state", "timeout", "deadline", "result", "error")}),
-        (
-            "State history",
-            {
-                "fields": (
-                    "queued_at",
-                    "sent_at",
-                    "delivered_at",
-                    "succeeded_at",
-                    "failed_at",
-                    "expired_at",
-                    "timed_out_at",
-                )
-            },
-        ),
+        ("State history", {"fields": STATE_TIMESTAMPS}),
     )
     readonly_fields = tuple(field for _title, options in fieldsets for field in options["fields"])
 

@@ -16,6 +16,17 @@ class CommandState(models.TextChoices):
     TIMED_OUT = "timed_out", "timed out (no answer before its deadline)"
 
 
+# The timestamp each state sets, in the order a command can pass them.
+STATE_TIMESTAMPS = (
+    "queued_at",
+    "sent_at",
+    "delivered_at",
+    "succeeded_at",
+    "failed_at",
+    "expired_at",
+    "timed_out_at",
+)
+
 TERMINAL_STATES = frozenset(
     {CommandState.SUCCEEDED, CommandState.FAILED, CommandState.EXPIRED, CommandState.TIMED_OUT}
 )

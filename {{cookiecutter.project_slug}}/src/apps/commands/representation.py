@@ -3,18 +3,9 @@
 from datetime import datetime
 from typing import Any
 
-from apps.commands.models import Command
+from apps.commands.models import STATE_TIMESTAMPS, Command
 
-_TIMESTAMPS = (
-    "deadline",
-    "queued_at",
-    "sent_at",
-    "delivered_at",
-    "succeeded_at",
-    "failed_at",
-    "expired_at",
-    "timed_out_at",
-)
+_TIMESTAMPS = ("deadline", *STATE_TIMESTAMPS)
 
 
 def _iso(value: datetime | None) -> str | None:
