@@ -11,6 +11,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from apps.api.serializers import CommandSerializer
 from apps.commands.models import Command, CommandState
 from apps.commands.representation import command_json
 from apps.commands.services import CommandNotQueuedError, CommandSender, InvalidCommandError
@@ -184,6 +185,8 @@ def test_command_json_has_the_contract_keys_in_iso_8601() -> None:
     assert body["queued_at"] == now.isoformat()
     assert body["sent_at"] is None
     json.dumps(body)  # strict JSON as it is
+    # The API's schema declares the same fields in the same order (CommandSerializer renders command_json).
+    assert list(CommandSerializer().fields) == list(body)
 
 
 def make_command(device: Device, state: str = CommandState.QUEUED, deadline_in: float = 30) -> Command:
