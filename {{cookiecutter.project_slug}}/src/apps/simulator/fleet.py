@@ -133,8 +133,11 @@ class SimulatedDevice:
         await client.subscribe(self.command_topic, qos=1)
         await client.publish(self.presence_topic, _json({"online": True, "conn": connection_id}), qos=1)
         self.stats.connected += 1
+        # Python 3.11's wait_for (in aiomqtt's publish) can swallow a cancellation when the PUBACK arrives at
+        # the same moment: the readings loop also checks this flag, so it ends even then.
+        closing = asyncio.Event()
         tasks = [
-            asyncio.create_task(self._send_readings(client)),
+            asyncio.create_task(self._send_readings(client, closing)),
             asyncio.create_task(self._take_commands(client)),
         ]
         stopped = asyncio.create_task(stop.wait())
@@ -146,17 +149,18 @@ class SimulatedDevice:
             await client.publish(self.presence_topic, _json({"online": False, "conn": connection_id}), qos=1)
         finally:
             self.stats.connected -= 1
+            closing.set()
             for task in (*tasks, stopped):
                 task.cancel()
             await asyncio.gather(*tasks, stopped, return_exceptions=True)
 
-    async def _send_readings(self, client: aiomqtt.Client) -> None:
+    async def _send_readings(self, client: aiomqtt.Client, closing: asyncio.Event) -> None:
         interval = self.interval
         # A random phase, so the fleet's messages spread over the interval instead of arriving in bursts.
         await asyncio.sleep(self.rng.uniform(0, interval))
         started = time.monotonic()
         turn = 0
-        while True:
+        while not closing.is_set():
             kind = self.config.kinds[turn % len(self.config.kinds)]
             turn += 1
             topic = f"{topology.DEVICE_TOPIC_PREFIX}/{self.credentials.username}/{kind}"
