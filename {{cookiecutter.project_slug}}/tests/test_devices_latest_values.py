@@ -11,6 +11,7 @@ from django.db import connection
 
 from apps.devices.latest_values import LatestValue, latest_entry, update_latest_values
 from apps.devices.models import Device
+from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.device_store import get_store
 from apps.mqtt_service.handlers import STATUS_KIND, store_history, store_latest_status
 from apps.mqtt_service.router import DeviceMessage
@@ -25,7 +26,7 @@ def at(seconds: float) -> datetime:
 
 def apply(*values: LatestValue) -> None:
     """One batch: one UPDATE."""
-    with connection.cursor() as cursor:
+    with batch_cursor() as cursor:
         update_latest_values(cursor, values)
 
 
@@ -90,6 +91,20 @@ def test_an_older_message_in_a_later_batch_never_overwrites_a_newer_value(device
         "temperature": latest_entry({"c": 21}, at(10)),
         "door": latest_entry({"o": 0}, at(11)),
     }
+
+
+@pytest.mark.django_db
+def test_the_same_write_moves_last_seen_forward_to_the_newest_message_only(device: Device) -> None:
+    apply(
+        LatestValue(device.pk, "temperature", {"c": 21}, at(2)),
+        LatestValue(device.pk, "door", {"o": 1}, at(7)),
+    )
+    assert Device.objects.get(pk=device.pk).last_seen_at == at(7)
+    # A late message that is still the newest of its kind lands, but last seen never moves back.
+    apply(LatestValue(device.pk, "humidity", {"rh": 40}, at(4)))
+    refreshed = Device.objects.get(pk=device.pk)
+    assert "humidity" in refreshed.latest
+    assert refreshed.last_seen_at == at(7)
 
 
 @pytest.mark.django_db

@@ -118,6 +118,9 @@ DATABASES = {
         "OPTIONS": {"connect_timeout": env.int("POSTGRES_CONNECT_TIMEOUT", default=5)},
     }
 }
+# The MQTT handler's batch statements are prepared once per connection (apps/mqtt_service/bulk_sql.py); False
+# behind a pooler in transaction mode that cannot keep prepared statements.
+POSTGRES_PREPARE_BATCH_STATEMENTS = env.bool("POSTGRES_PREPARE_BATCH_STATEMENTS", default=True)
 
 # --- Redis: one server, one logical database per job --------------------------------------------------------
 REDIS_HOST = env.str("REDIS_HOST", default="127.0.0.1")

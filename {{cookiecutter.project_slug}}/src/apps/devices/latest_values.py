@@ -3,7 +3,8 @@
 `Device.latest` is `{"<kind>": {"data": {...}, "at": "<ISO 8601>", "ts": <epoch milliseconds>}}`. One UPDATE
 serves a whole batch of messages, and a value only moves forward in time: a message older than the stored
 value of its kind (late, or replayed by another handler replica) changes nothing. Applying the same batch
-twice gives the same row, so a batch retried after a failure is harmless.
+twice gives the same row, so a batch retried after a failure is harmless. The same UPDATE moves the device's
+`last_seen_at` forward to its newest message of the batch.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from django.db import connection
-from django.db.backends.utils import CursorWrapper
 
 from apps.devices.models import Device
+from apps.mqtt_service.bulk_sql import BatchCursor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_OBJECT = "'{}'::jsonb"
@@ -71,6 +72,7 @@ def _update_sql() -> str:
     table = quote(meta.db_table)
     pk = quote(meta.pk.column)
     latest = quote(meta.get_field("latest").column)
+    seen = quote(meta.get_field("last_seen_at").column)
     # A stored entry is kept only when it has a numeric "ts" newer than the incoming one: an entry written by
     # hand without "ts" (or with a bad one) is replaced rather than blocking its kind for ever.
     newer = (
@@ -83,14 +85,17 @@ def _update_sql() -> str:
     # Both the SET and the WHERE read d, the row as locked: with another batch updating the same device
     # concurrently, they see its committed value (READ COMMITTED re-checks the updated row), so the newer
     # value wins whichever batch commits last. The WHERE skips the write when nothing in the batch is newer.
+    # last_seen_at moves forward in the same row version: the activity recorder's own update of the row
+    # (apps/devices/presence/activity.py) then finds nothing newer to write.
     return (
-        f"UPDATE {table} AS d SET {latest} = {current} || {newer} "  # noqa: S608 - quoted names
-        f"FROM unnest(%s::bigint[], %s::jsonb[]) AS v(id, entries) "
+        f"UPDATE {table} AS d SET {latest} = {current} || {newer}, "  # noqa: S608 - quoted names
+        f"{seen} = GREATEST(d.{seen}, v.seen) "
+        f"FROM unnest(%b::bigint[], %b::jsonb[], %b::timestamptz[]) AS v(id, entries, seen) "
         f"WHERE d.{pk} = v.id AND {newer} <> {_EMPTY_OBJECT}"
     )
 
 
-def update_latest_values(cursor: CursorWrapper, values: Iterable[Message]) -> None:
+def update_latest_values(cursor: BatchCursor, values: Iterable[Message]) -> None:
     """Apply a batch of messages to their devices' latest values, in one statement."""
     newest = newest_per_device(values)
     if not newest:
@@ -101,4 +106,5 @@ def update_latest_values(cursor: CursorWrapper, values: Iterable[Message]) -> No
         json.dumps({kind: latest_entry(v.payload, v.received_at) for kind, v in newest[device_id].items()})
         for device_id in device_ids
     ]
-    cursor.execute(_update_sql(), [device_ids, entries])
+    seen = [max(v.received_at for v in newest[device_id].values()) for device_id in device_ids]
+    cursor.execute(_update_sql(), [device_ids, entries, seen])

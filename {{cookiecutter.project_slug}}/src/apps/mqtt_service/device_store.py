@@ -23,6 +23,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from apps.devices.latest_values import LatestValue, update_latest_values
 from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.batch import Batcher
+from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.connection import Backoff
 
 logger = logging.getLogger(__name__)
@@ -60,16 +61,26 @@ def _close_broken_connection() -> None:
         logger.debug("closing a broken database connection failed", exc_info=True)
 
 
+def _fetch_devices_sql() -> str:
+    meta = Device._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(meta.get_field(name).column) for name in ("username", "id", "owner", "is_active")
+    )
+    username = quote(meta.get_field("username").column)
+    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {username} = ANY(%b::text[])"  # noqa: S608
+
+
 @sync_to_async
 def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
     try:
-        rows = Device.objects.filter(username__in=usernames).values_list(
-            "username", "id", "owner_id", "is_active"
-        )
-        return {username: DeviceRef(pk, owner_id, is_active) for username, pk, owner_id, is_active in rows}
+        with batch_cursor() as cursor:
+            cursor.execute(_fetch_devices_sql(), [usernames])
+            rows = cursor.fetchall()
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise
+    return {username: DeviceRef(pk, owner_id, is_active) for username, pk, owner_id, is_active in rows}
 
 
 def _insert_events_sql() -> str:
@@ -80,7 +91,7 @@ def _insert_events_sql() -> str:
     )
     return (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - quoted names
-        "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::timestamptz[])"
+        "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::jsonb[], %b::timestamptz[])"
     )
 
 
@@ -96,7 +107,7 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
         [row.received_at for row in rows],
     ]
     try:
-        with connection.cursor() as cursor:
+        with batch_cursor() as cursor:
             # Latest values first: repeating them is harmless, so when the insert fails and the batch is
             # retried row by row, no row has been inserted twice.
             update_latest_values(cursor, rows)
@@ -117,31 +128,34 @@ def _update_statuses(rows: list[StatusRow]) -> list[None]:
         current = latest.get(row.device_id)
         if current is None or row.received_at >= current.received_at:
             latest[row.device_id] = row
-    meta = Device._meta
-    table = connection.ops.quote_name(meta.db_table)
-    pk = connection.ops.quote_name(meta.pk.column)
-    status_col = connection.ops.quote_name(meta.get_field("last_status").column)
-    seen_col = connection.ops.quote_name(meta.get_field("last_seen_at").column)
-    values = ", ".join(["(%s::bigint, %s::jsonb, %s::timestamptz)"] * len(latest))
-    params: list[Any] = []
-    for row in latest.values():
-        params.extend([row.device_id, json.dumps(row.payload), row.received_at])
-    sql = (
-        f"UPDATE {table} AS d SET {status_col} = v.status, {seen_col} = v.seen "  # noqa: S608 - quoted names
-        f"FROM (VALUES {values}) AS v(id, status, seen) "
-        f"WHERE d.{pk} = v.id AND (d.{seen_col} IS NULL OR d.{seen_col} <= v.seen)"
-    )
+    newest = list(latest.values())
+    params = [
+        [row.device_id for row in newest],
+        [json.dumps(row.payload) for row in newest],
+        [row.received_at for row in newest],
+    ]
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            statuses = [
-                LatestValue(r.device_id, STATUS_KIND, r.payload, r.received_at) for r in latest.values()
-            ]
+        with batch_cursor() as cursor:
+            cursor.execute(_update_statuses_sql(), params)
+            statuses = [LatestValue(r.device_id, STATUS_KIND, r.payload, r.received_at) for r in newest]
             update_latest_values(cursor, statuses)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise
     return [None] * len(rows)
+
+
+def _update_statuses_sql() -> str:
+    meta = Device._meta
+    quote = connection.ops.quote_name
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    status_col = quote(meta.get_field("last_status").column)
+    seen_col = quote(meta.get_field("last_seen_at").column)
+    return (
+        f"UPDATE {table} AS d SET {status_col} = v.status, {seen_col} = v.seen "  # noqa: S608 - quoted names
+        "FROM unnest(%b::bigint[], %b::jsonb[], %b::timestamptz[]) AS v(id, status, seen) "
+        f"WHERE d.{pk} = v.id AND (d.{seen_col} IS NULL OR d.{seen_col} <= v.seen)"
+    )
 
 
 async def _retry_while_unreachable(what: str, call: Any, *args: Any) -> Any:

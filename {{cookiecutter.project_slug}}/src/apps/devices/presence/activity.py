@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.devices.models import Device, PresenceEvent
 from apps.devices.presence.apply import AppliedChange, PresenceChange, Source
 from apps.mqtt_service.batch import Batcher
+from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.connection import Backoff
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Seen:
 
 # Only devices the sweep took offline come back; a device that disconnected comes back through its connect.
 _REVIVE_SQL = """
-WITH seen(id, at) AS (VALUES {values}), revived AS (
+WITH seen(id, at) AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[])), revived AS (
     UPDATE {device} AS d SET is_online = true, last_connected_at = seen.at,
         last_seen_at = GREATEST(d.last_seen_at, seen.at)
     FROM seen
@@ -54,7 +55,7 @@ WITH seen(id, at) AS (VALUES {values}), revived AS (
 SELECT id, username, owner_id, last_seen_at, at FROM revived
 """
 _SEEN_SQL = """
-UPDATE {device} AS d SET last_seen_at = seen.at FROM (VALUES {values}) AS seen(id, at)
+UPDATE {device} AS d SET last_seen_at = seen.at FROM unnest(%b::bigint[], %b::timestamptz[]) AS seen(id, at)
 WHERE d.id = seen.id AND (d.last_seen_at IS NULL OR d.last_seen_at < seen.at)
 """
 
@@ -76,20 +77,19 @@ def record_seen(seen: list[Seen]) -> list[AppliedChange]:
         return []
     quote = connection.ops.quote_name
     names = {"device": quote(Device._meta.db_table), "event": quote(PresenceEvent._meta.db_table)}
-    values = ", ".join(["(%s::bigint, %s::timestamptz)"] * len(newest))
     revived: list[AppliedChange] = []
     # One transaction, one commit, for both statements. A deadlock with another replica's batch surfaces as
     # an OperationalError and the batch is written again (every write here can be repeated).
-    params = [value for pair in newest.items() for value in pair]
-    with transaction.atomic(), connection.cursor() as cursor:
+    params = [list(newest), list(newest.values())]
+    with transaction.atomic(), batch_cursor() as cursor:
         cursor.execute(
-            _REVIVE_SQL.format(values=values, **names),
+            _REVIVE_SQL.format(**names),
             [*params, INACTIVITY_REASON, ACTIVITY_REASON, Source.ACTIVITY, timezone.now()],
         )
         for device_id, username, owner_id, last_seen_at, at in cursor.fetchall():
             change = PresenceChange(online=True, at=at, source=Source.ACTIVITY, reason=ACTIVITY_REASON)
             revived.append(AppliedChange(device_id, username, owner_id, change, True, last_seen_at))
-        cursor.execute(_SEEN_SQL.format(values=values, **names), params)
+        cursor.execute(_SEEN_SQL.format(**names), params)
     return revived
 
 
