@@ -66,7 +66,10 @@ def newest_per_device(values: Iterable[Message]) -> dict[int, dict[str, Message]
     return newest
 
 
-def _update_sql() -> str:
+def update_sql(*, with_status: bool = False) -> str:
+    """The UPDATE applying one batch; its parameters are `latest_params(...)`, in order. With `with_status`,
+    the batch holds statuses and each device's newest one also becomes its `last_status`, unless the device
+    was seen later (the `last_seen_at` guard of the status column): one row version for both columns."""
     meta = Device._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
@@ -87,24 +90,44 @@ def _update_sql() -> str:
     # value wins whichever batch commits last. The WHERE skips the write when nothing in the batch is newer.
     # last_seen_at moves forward in the same row version: the activity recorder's own update of the row
     # (apps/devices/presence/activity.py) then finds nothing newer to write.
+    assignments = [f"{latest} = {current} || {newer}", f"{seen} = GREATEST(d.{seen}, v.seen)"]
+    changed = f"{newer} <> {_EMPTY_OBJECT}"
+    columns = "%b::bigint[], %b::jsonb[], %b::timestamptz[]"
+    if with_status:
+        status = quote(meta.get_field("last_status").column)
+        seen_not_later = f"(d.{seen} IS NULL OR d.{seen} <= v.seen)"
+        assignments.insert(0, f"{status} = CASE WHEN {seen_not_later} THEN v.status ELSE d.{status} END")
+        changed = f"({changed} OR {seen_not_later})"
+        columns += ", %b::jsonb[]"
     return (
-        f"UPDATE {table} AS d SET {latest} = {current} || {newer}, "  # noqa: S608 - quoted names
-        f"{seen} = GREATEST(d.{seen}, v.seen) "
-        f"FROM unnest(%b::bigint[], %b::jsonb[], %b::timestamptz[]) AS v(id, entries, seen) "
-        f"WHERE d.{pk} = v.id AND {newer} <> {_EMPTY_OBJECT}"
+        f"UPDATE {table} AS d SET {', '.join(assignments)} "  # noqa: S608 - quoted names
+        f"FROM unnest({columns}) AS v(id, entries, seen{', status' if with_status else ''}) "
+        f"WHERE d.{pk} = v.id AND {changed}"
     )
 
 
-def update_latest_values(cursor: BatchCursor, values: Iterable[Message]) -> None:
-    """Apply a batch of messages to their devices' latest values, in one statement."""
+def latest_params(values: Iterable[Message], *, with_status: bool = False) -> list[list[Any]]:
+    """The parameters of `update_sql` for a batch of messages; none when the batch is empty."""
     newest = newest_per_device(values)
-    if not newest:
-        return
     # Devices in id order: two batches touching the same devices lock their rows in the same order.
     device_ids = sorted(newest)
     entries = [
         json.dumps({kind: latest_entry(v.payload, v.received_at) for kind, v in newest[device_id].items()})
         for device_id in device_ids
     ]
-    seen = [max(v.received_at for v in newest[device_id].values()) for device_id in device_ids]
-    cursor.execute(_update_sql(), [device_ids, entries, seen])
+    newest_of_device = [max(newest[device_id].values(), key=_received_at) for device_id in device_ids]
+    params = [device_ids, entries, [value.received_at for value in newest_of_device]]
+    if with_status:
+        params.append([json.dumps(value.payload) for value in newest_of_device])
+    return params
+
+
+def _received_at(value: Message) -> datetime:
+    return value.received_at
+
+
+def update_latest_values(cursor: BatchCursor, values: Iterable[Message]) -> None:
+    """Apply a batch of messages to their devices' latest values, in one statement."""
+    params = latest_params(values)
+    if params[0]:
+        cursor.execute(update_sql(), params)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -43,14 +44,17 @@ class Batcher(Generic[T, R]):
         linger: float = 0.0,
         linger_below: int = 0,
     ) -> None:
-        """`linger`: a batch smaller than `linger_below` waits that long before it is flushed, so items
-        arriving meanwhile go out in the next, larger flush (for flushes with a high fixed cost)."""
+        """`linger`: while fewer than `linger_below` items are pending, the flush waits until the oldest of
+        them is `linger` seconds old, so items arriving meanwhile go out in the same, larger flush (for
+        flushes with a high fixed cost). An item that already waited that long for a running flush is not
+        held again: no item waits more than `linger` plus one flush in progress."""
         self._flush = flush
         self.max_batch = max_batch
         self.name = name
         self.linger = linger
         self.linger_below = linger_below
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        # (item, its submitter's future, when it was submitted: time.monotonic())
+        self._pending: list[tuple[T, asyncio.Future[R], float]] = []
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._log = LogLimiter(logger)
@@ -59,7 +63,7 @@ class Batcher(Generic[T, R]):
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run(), name=f"batcher-{self.name}")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
+        self._pending.append((item, future, time.monotonic()))
         self._wake.set()
         return await future
 
@@ -70,17 +74,23 @@ class Batcher(Generic[T, R]):
             await asyncio.sleep(0)
             self._wake.clear()
             while self._pending:
+                await self._linger()
                 batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
                 await self._flush_batch(batch)
 
-    async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
-        if len(batch) < self.linger_below:
-            await asyncio.sleep(self.linger)
-        items = [item for item, _ in batch]
+    async def _linger(self) -> None:
+        if len(self._pending) >= self.linger_below:
+            return
+        wait = self._pending[0][2] + self.linger - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _flush_batch(self, batch: list[tuple[T, asyncio.Future[R], float]]) -> None:
+        items = [item for item, _, _ in batch]
         results = await self._flush_guarded(items)
         if len(items) > 1:
             await self._retry_failed_alone(items, results)
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, _), result in zip(batch, results, strict=True):
             if future.done():  # the submitter was cancelled
                 continue
             if isinstance(result, BaseException):

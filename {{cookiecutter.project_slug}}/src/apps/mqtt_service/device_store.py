@@ -20,7 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
-from apps.devices.latest_values import LatestValue, update_latest_values
+from apps.devices.latest_values import LatestValue, latest_params, update_sql
 from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.batch import Batcher
 from apps.mqtt_service.bulk_sql import batch_cursor
@@ -89,18 +89,23 @@ def _insert_events_sql() -> str:
     columns = ", ".join(
         quote(meta.get_field(name).column) for name in ("device", "kind", "payload", "received_at")
     )
+    # One statement, one round trip: the devices' latest values (a data-modifying WITH runs once, whether
+    # or not its result is read) and the history rows, atomically.
     return (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608 - quoted names
+        f"WITH latest AS ({update_sql()}) "  # noqa: S608 - quoted names
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "
         "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::jsonb[], %b::timestamptz[])"
     )
 
 
 @sync_to_async
 def _insert_events(rows: list[EventRow]) -> list[None]:
-    # One statement with four array parameters: the ORM's bulk_create built a model instance and rendered
-    # four literals per row, and was the handler's largest cost at full ingest. A row the database refuses
-    # fails the statement; the batcher then inserts the rows one by one, so only that row fails.
+    # Arrays, not a row of literals each: the ORM's bulk_create built a model instance and rendered four
+    # literals per row, and was the handler's largest cost at full ingest. A row the database refuses fails
+    # the statement, latest values included; the batcher then stores the rows one by one, so only that row
+    # fails.
     params = [
+        *latest_params(rows),
         [row.device_id for row in rows],
         [row.kind for row in rows],
         [json.dumps(row.payload) for row in rows],
@@ -108,9 +113,6 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
     ]
     try:
         with batch_cursor() as cursor:
-            # Latest values first: repeating them is harmless, so when the insert fails and the batch is
-            # retried row by row, no row has been inserted twice.
-            update_latest_values(cursor, rows)
             cursor.execute(_insert_events_sql(), params)
     except (OperationalError, InterfaceError):
         _close_broken_connection()
@@ -120,42 +122,18 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
 
 @sync_to_async
 def _update_statuses(rows: list[StatusRow]) -> list[None]:
-    # Newest status per device in this batch; the WHERE clause also keeps a late, older one from
-    # overwriting a newer one written by an earlier batch. A status the database refuses fails the
-    # statement; the batcher then applies the statuses one by one, so only that one fails.
-    latest: dict[int, StatusRow] = {}
-    for row in rows:
-        current = latest.get(row.device_id)
-        if current is None or row.received_at >= current.received_at:
-            latest[row.device_id] = row
-    newest = list(latest.values())
-    params = [
-        [row.device_id for row in newest],
-        [json.dumps(row.payload) for row in newest],
-        [row.received_at for row in newest],
-    ]
+    # One UPDATE per batch: the newest status of each device becomes its last_status and its latest value of
+    # the status kind. Neither moves back: a late, older status (or one older than the device's last
+    # sighting) leaves last_status alone. A status the database refuses fails the statement; the batcher
+    # then applies the statuses one by one, so only that one fails.
+    statuses = [LatestValue(row.device_id, STATUS_KIND, row.payload, row.received_at) for row in rows]
     try:
         with batch_cursor() as cursor:
-            cursor.execute(_update_statuses_sql(), params)
-            statuses = [LatestValue(r.device_id, STATUS_KIND, r.payload, r.received_at) for r in newest]
-            update_latest_values(cursor, statuses)
+            cursor.execute(update_sql(with_status=True), latest_params(statuses, with_status=True))
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise
     return [None] * len(rows)
-
-
-def _update_statuses_sql() -> str:
-    meta = Device._meta
-    quote = connection.ops.quote_name
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    status_col = quote(meta.get_field("last_status").column)
-    seen_col = quote(meta.get_field("last_seen_at").column)
-    return (
-        f"UPDATE {table} AS d SET {status_col} = v.status, {seen_col} = v.seen "  # noqa: S608 - quoted names
-        "FROM unnest(%b::bigint[], %b::jsonb[], %b::timestamptz[]) AS v(id, status, seen) "
-        f"WHERE d.{pk} = v.id AND (d.{seen_col} IS NULL OR d.{seen_col} <= v.seen)"
-    )
 
 
 async def _retry_while_unreachable(what: str, call: Any, *args: Any) -> Any:
