@@ -44,6 +44,12 @@ SEED = BENCH_DIR / "seed_data.py"
 REDIS_DBS = (3, 4)
 # Registered devices of row (e), all sent traffic.
 FLEET_DEVICES = 10_000
+# Row (f): signed-in users, each with a socket open and this many devices of their own, plus a staff socket;
+# the devices send this many messages per second in all, for this long.
+SOCKET_OWNERS = 1_000
+DEVICES_PER_OWNER = 10
+SOCKETS_RATE = 2_000
+SOCKETS_SECONDS = 10.0
 
 
 def free_port() -> int:
@@ -104,6 +110,8 @@ class Bench:
     messages: int
     # More registered devices, for row (e); none unless asked (bench/commands.py starts a Bench too).
     fleet: int = 0
+    # Users with devices of their own, each with a socket, for row (f); none unless asked.
+    owners: int = 0
     tag: str = field(default_factory=lambda: f"bench{secrets.token_hex(4)}")
     broker_port: int = field(default_factory=free_port)
     web_port: int = field(default_factory=free_port)
@@ -155,6 +163,14 @@ class Bench:
     @property
     def fleet_topics(self) -> Path:
         return self.workdir / "fleet-topics.txt"
+
+    @property
+    def owners_file(self) -> Path:
+        return self.workdir / "owners.json"
+
+    @property
+    def owners_topics(self) -> Path:
+        return self.workdir / "owners-topics.txt"
 
     def redis_client(self, db: int = 0) -> redis.Redis:
         return redis.Redis(
@@ -240,7 +256,7 @@ class Bench:
         await service.stop()
         self.services.remove(service)
 
-    async def traffic(self, role: str, **spec: Any) -> TrafficProcess:
+    async def traffic(self, role: str, ready_timeout: float = 30, **spec: Any) -> TrafficProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             str(TRAFFIC),
@@ -254,7 +270,7 @@ class Bench:
             limit=64 * 1024 * 1024,  # the result line carries every latency sample
         )
         assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        line = await asyncio.wait_for(process.stdout.readline(), ready_timeout)
         if line.strip() != b"READY":
             raise RuntimeError(f"traffic process {role} failed to start (got {line!r})")
         return TrafficProcess(process, role)
@@ -279,8 +295,14 @@ class Bench:
         python = sys.executable
         await self.run_checked(python, "src/manage.py", "migrate", "--no-input", "-v", "0")
         fleet = ["--fleet", str(self.fleet), "--fleet-topics", str(self.fleet_topics)] if self.fleet else []
+        if self.owners:
+            fleet += ["--owners", str(self.owners), "--devices-per-owner", str(DEVICES_PER_OWNER)]
+            fleet += ["--owners-file", str(self.owners_file)]
         seeded = await self.run_checked(python, str(SEED), "--devices", "8", *fleet)
         self.seed = json.loads(seeded.strip().splitlines()[-1])
+        if self.owners:
+            topics = json.loads(self.owners_file.read_text())["topics"]
+            self.owners_topics.write_text("\n".join(topics) + "\n")
         # Read only: the pid is used to read the server's CPU time from /proc, never to signal it.
         client = self.redis_client()
         self.redis_pid = int(client.info("server")["process_id"])
@@ -606,6 +628,67 @@ class Bench:
             "raw_p99_ms": _percentile(mqtt["latencies"], 99) * 1000,
         }
 
+    async def fleet_websockets(
+        self, rate: int = SOCKETS_RATE, seconds: float = SOCKETS_SECONDS
+    ) -> dict[str, float]:
+        """(f) `owners` signed-in users, each with a socket open and devices of their own, plus a staff socket;
+        the owners' devices send `rate` messages/s in all, spread over every device. Every event must reach
+        its owner's socket and the staff socket, and no other. Against its stated target: delivery p99 under
+        100 ms and nothing lost."""
+        total = int(rate * seconds)
+        handlers = await self._handlers(1)
+        try:
+            sockets = await self.traffic(
+                "ws-fleet",
+                ready_timeout=180,
+                url=f"ws://127.0.0.1:{self.web_port}/ws/connect/",
+                origin=f"http://127.0.0.1:{self.web_port}",
+                owners_file=str(self.owners_file),
+                staff_cookie=self.seed["cookie"],
+                count=total,
+                timeout=seconds + 90,
+            )
+            window = self.window(
+                project=True,
+                handler_service=self.service_pids(*(service.name for service in handlers)),
+                uvicorn=self.service_pids("uvicorn"),
+            )
+            sender = await self.traffic(
+                "paced-publish",
+                port=self.broker_port,
+                client_id=self.next_id("owners"),
+                topics_file=str(self.owners_topics),
+                rate=rate,
+                seconds=seconds,
+                wait_for_go=True,
+            )
+            window.start()
+            await sender.go()
+            sent = await sender.result(seconds + 60)
+            got = await sockets.result(seconds + 100)
+            window.stop()
+        finally:
+            for service in handlers:
+                await self.stop_service(service)
+        window.add("feed", sent["cpu"])
+        window.add("websocket_clients", got["cpu"])
+        self.cpu["fleet_websockets"] = {"project": window.per_thousand(total), "baseline": {}}
+        lost = 2 * sent["sent"] - got["owners_received"] - got["staff_received"]
+        return {
+            "rate": sent["sent"] / (sent["end"] - sent["start"]),
+            "sockets": got["sockets"],
+            "sent": sent["sent"],
+            "owners_received": got["owners_received"],
+            "staff_received": got["staff_received"],
+            "lost": lost,
+            "duplicates": got["duplicates"],
+            "misrouted": got["misrouted"],
+            "owner_p50_ms": _percentile(got["owner_latencies"], 50) * 1000,
+            "owner_p99_ms": _percentile(got["owner_latencies"], 99) * 1000,
+            "staff_p50_ms": _percentile(got["staff_latencies"], 50) * 1000,
+            "staff_p99_ms": _percentile(got["staff_latencies"], 99) * 1000,
+        }
+
     @staticmethod
     def _rate(got: dict[str, Any], start: float, expected: int) -> float:
         if not got["received"] or got["last"] is None:
@@ -622,6 +705,7 @@ class Bench:
         two, two_cpu = await self.handler_ingest(2)
         fleet, fleet_cpu = await self.handler_ingest(1, spread=True)
         latency = await self.latency()
+        sockets = await self.fleet_websockets() if self.owners else None
         self.cpu["handler_ingest"] = {"project": one_cpu, "baseline": raw_cpu}
         self.cpu["replicas_two"] = {"project": two_cpu, "baseline": one_cpu}
         self.cpu["fleet_ingest"] = {"project": fleet_cpu, "baseline": one_cpu}
@@ -631,6 +715,7 @@ class Bench:
             "replicas": {"one": one, "two": two},
             "fleet_ingest": {"project": fleet, "baseline": one, "devices": self.fleet},
             "latency": latency,
+            **({"fleet_websockets": sockets} if sockets else {}),
             "cpu": self.cpu,
         }
 
@@ -669,7 +754,13 @@ def workdir(keep: bool) -> Iterator[Path]:
 
 async def main_async(args: argparse.Namespace) -> int:
     with workdir(args.keep) as tmp:
-        bench = Bench(project=args.project, workdir=tmp, messages=args.messages, fleet=FLEET_DEVICES)
+        bench = Bench(
+            project=args.project,
+            workdir=tmp,
+            messages=args.messages,
+            fleet=FLEET_DEVICES,
+            owners=SOCKET_OWNERS,
+        )
         # Before anything of the benchmark's own starts, so the load average is the machine's.
         machine_info = machine()
         runs = []

@@ -124,8 +124,10 @@ async def raw_publish(spec: dict[str, Any]) -> None:
 
 
 async def paced_publish(spec: dict[str, Any]) -> None:
-    """A fixed rate (msgs/s) for a fixed time, round-robin over `topics`; payload carries the send time."""
-    rate, seconds, topics = spec["rate"], spec["seconds"], spec["topics"]
+    """A fixed rate (msgs/s) for a fixed time, round-robin over `topics` (or the lines of `topics_file`);
+    payload carries the send time."""
+    rate, seconds = spec["rate"], spec["seconds"]
+    topics = spec.get("topics") or Path(spec["topics_file"]).read_text().split()
     tick = 0.01
     per_tick = max(1, round(rate * tick))
     total = int(rate * seconds)
@@ -219,6 +221,75 @@ async def ws_listen(spec: dict[str, Any]) -> None:
     )
 
 
+async def ws_fleet(spec: dict[str, Any]) -> None:
+    """Many signed-in browsers at once: one socket per owner of `owners_file` plus a staff socket. Counts,
+    per side, the distinct device events that arrived and their delivery times (now - data["ts"]), and the
+    events an owner got for a device that is not theirs. Done when the staff socket and the owners together
+    have `count` events each, or at the deadline."""
+    import websockets
+
+    owners = json.loads(Path(spec["owners_file"]).read_text())["owners"]
+    count, deadline = spec["count"], time.time() + spec["timeout"]
+    received = {"owners": 0, "staff": 0}
+    latencies: dict[str, list[float]] = {"owners": [], "staff": []}
+    seen: dict[str, set[tuple[str, int]]] = {"owners": set(), "staff": set()}
+    duplicates = misrouted = 0
+    finished = asyncio.Event()
+    opening = asyncio.Semaphore(spec.get("concurrent_handshakes", 50))
+
+    async def connect(cookie: str) -> Any:
+        async with opening:
+            return await websockets.connect(
+                spec["url"], origin=spec["origin"], additional_headers={"Cookie": cookie}, max_queue=None
+            )
+
+    async def consume(socket_: Any, side: str, devices: frozenset[str] | None) -> None:
+        nonlocal duplicates, misrouted
+        async for frame in socket_:
+            now = time.time()
+            event = json.loads(frame)
+            if not str(event.get("type", "")).startswith("device."):
+                continue
+            if devices is not None and event["device"] not in devices:
+                misrouted += 1
+                continue
+            key = (event["device"], event["data"]["seq"])
+            if key in seen[side]:
+                duplicates += 1
+                continue
+            seen[side].add(key)
+            received[side] += 1
+            latencies[side].append(now - event["data"]["ts"])
+            if received["owners"] >= count and received["staff"] >= count:
+                finished.set()
+
+    sockets = await asyncio.gather(*(connect(owner["cookie"]) for owner in owners))
+    staff = await connect(spec["staff_cookie"])
+    readers = [
+        asyncio.create_task(consume(socket_, "owners", frozenset(owner["devices"])))
+        for socket_, owner in zip(sockets, owners, strict=True)
+    ]
+    readers.append(asyncio.create_task(consume(staff, "staff", None)))
+    ready()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(finished.wait(), max(1.0, deadline - time.time()))
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    await asyncio.gather(*(socket_.close() for socket_ in [*sockets, staff]), return_exceptions=True)
+    done(
+        {
+            "sockets": len(sockets) + 1,
+            "owners_received": received["owners"],
+            "staff_received": received["staff"],
+            "duplicates": duplicates,
+            "misrouted": misrouted,
+            "owner_latencies": latencies["owners"],
+            "staff_latencies": latencies["staff"],
+        }
+    )
+
+
 def spread_publish(spec: dict[str, Any]) -> None:
     """A full-speed QoS 1 feed spread over many topics (one per line of `topics_file`, taken in turn), at
     most `inflight` unacknowledged. mosquitto_pub sends to one topic only; an MQTT client library spends
@@ -277,6 +348,7 @@ ROLES = {
     "paced-publish": paced_publish,
     "enqueue": enqueue,
     "ws-listen": ws_listen,
+    "ws-fleet": ws_fleet,
     "spread-publish": spread_publish,
 }
 

@@ -160,6 +160,20 @@ def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
             "raw_p50_ms": 2.0,
             "raw_p99_ms": 6.0,
         },
+        "fleet_websockets": {
+            "rate": 2000,
+            "sockets": 1001,
+            "sent": 20000,
+            "owners_received": 20000,
+            "staff_received": 20000,
+            "lost": 0,
+            "duplicates": 0,
+            "misrouted": 0,
+            "owner_p50_ms": 12.0 / scale,
+            "owner_p99_ms": 60.0 / scale,
+            "staff_p50_ms": 13.0 / scale,
+            "staff_p99_ms": 70.0 / scale,
+        },
         # In the order measure.py records them: (c) first, (b), (d) and (e) when the run ends.
         "cpu": {
             "latency": {"project": project_cpu(170.0), "baseline": raw},
@@ -168,6 +182,7 @@ def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
             "handler_ingest": {"project": project_cpu(150.0), "baseline": raw},
             "replicas_two": {"project": project_cpu(180.0), "baseline": project_cpu(150.0)},
             "fleet_ingest": {"project": project_cpu(160.0), "baseline": project_cpu(150.0)},
+            "fleet_websockets": {"project": project_cpu(200.0), "baseline": {}},
         },
     }
 
@@ -192,6 +207,9 @@ def test_table_prints_the_machine_the_fleet_row_and_cpu_per_process() -> None:
         "Python 3.11.7"
     )
     assert any(line.startswith("(e) ingest, 10,000 devices all sending") and "94%" in line for line in lines)
+    sockets = next(line for line in lines if line.startswith("(f) 1,001 sockets at 2,000 msgs/s"))
+    assert "owners 12.0 / 60.0, staff 13.0 / 70.0" in sockets
+    assert sockets.endswith("p99 < 100, none lost met")
     # (b): the raw subscriber's path has no handler service.
     assert any(re.search(r"  handler service +150\.0 +-$", line) for line in lines)
     cpu_lines = lines[lines.index(next(line for line in lines if line.startswith("CPU time"))) :]
@@ -237,6 +255,17 @@ def test_compare_marks_each_change_in_the_direction_that_matters(tmp_path: Path)
     assert rows["(b) raw subscriber baseline, msgs/s"].split()[-1] == "+0.0%"
     assert rows["(b) handler ingest: total, CPU ms/1k"].split()[-1] == "better"
     assert rows["(b) handler ingest: baseline total, CPU ms/1k"].split()[-1] == "+0.0%"
+
+
+def test_the_sockets_row_misses_its_target_on_a_lost_or_misrouted_event() -> None:
+    for figure in ("lost", "misrouted"):
+        run = make_run()
+        run["fleet_websockets"][figure] = 1
+        table = report.format_table(report.summarize([run]), 1, MACHINE)
+        assert next(line for line in table.splitlines() if line.startswith("(f)")).endswith("MISSED"), figure
+    slow = make_run(scale=0.5)  # staff p99 140 ms
+    table = report.format_table(report.summarize([slow]), 1, MACHINE)
+    assert next(line for line in table.splitlines() if line.startswith("(f)")).endswith("MISSED")
 
 
 def test_compare_lists_a_figure_only_one_side_has(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from apps.devices.models import Device, PresenceEvent
@@ -39,8 +39,10 @@ class Seen:
     at: datetime
 
 
-# Only devices the sweep took offline come back; a device that disconnected comes back through its connect.
-_REVIVE_SQL = """
+# One statement (atomic, one round trip): only devices the sweep took offline come back (a device that
+# disconnected comes back through its connect); every other device's last_seen_at moves forward, unless a
+# newer sighting is stored already (the handler's batch writes set it with the message).
+_SEEN_SQL = """
 WITH seen(id, at) AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[])), revived AS (
     UPDATE {device} AS d SET is_online = true, last_connected_at = seen.at,
         last_seen_at = GREATEST(d.last_seen_at, seen.at)
@@ -51,12 +53,12 @@ WITH seen(id, at) AS (SELECT * FROM unnest(%b::bigint[], %b::timestamptz[])), re
 ), recorded AS (
     INSERT INTO {event} (device_id, online, at, reason, source, recorded_at)
     SELECT id, true, at, %s, %s, %s FROM revived
+), touched AS (
+    UPDATE {device} AS d SET last_seen_at = seen.at FROM seen
+    WHERE d.id = seen.id AND (d.last_seen_at IS NULL OR d.last_seen_at < seen.at)
+        AND d.id NOT IN (SELECT id FROM revived)
 )
 SELECT id, username, owner_id, last_seen_at, at FROM revived
-"""
-_SEEN_SQL = """
-UPDATE {device} AS d SET last_seen_at = seen.at FROM unnest(%b::bigint[], %b::timestamptz[]) AS seen(id, at)
-WHERE d.id = seen.id AND (d.last_seen_at IS NULL OR d.last_seen_at < seen.at)
 """
 
 
@@ -78,18 +80,17 @@ def record_seen(seen: list[Seen]) -> list[AppliedChange]:
     quote = connection.ops.quote_name
     names = {"device": quote(Device._meta.db_table), "event": quote(PresenceEvent._meta.db_table)}
     revived: list[AppliedChange] = []
-    # One transaction, one commit, for both statements. A deadlock with another replica's batch surfaces as
-    # an OperationalError and the batch is written again (every write here can be repeated).
+    # A deadlock with another replica's batch surfaces as an OperationalError and the batch is written again
+    # (every write here can be repeated).
     params = [list(newest), list(newest.values())]
-    with transaction.atomic(), batch_cursor() as cursor:
+    with batch_cursor() as cursor:
         cursor.execute(
-            _REVIVE_SQL.format(**names),
+            _SEEN_SQL.format(**names),
             [*params, INACTIVITY_REASON, ACTIVITY_REASON, Source.ACTIVITY, timezone.now()],
         )
         for device_id, username, owner_id, last_seen_at, at in cursor.fetchall():
             change = PresenceChange(online=True, at=at, source=Source.ACTIVITY, reason=ACTIVITY_REASON)
             revived.append(AppliedChange(device_id, username, owner_id, change, True, last_seen_at))
-        cursor.execute(_SEEN_SQL.format(**names), params)
     return revived
 
 

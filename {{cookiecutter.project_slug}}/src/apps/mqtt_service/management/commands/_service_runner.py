@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from apps.mqtt_service import mqtt_internals
 from apps.mqtt_service.metrics import start_prometheus_from_env
+from config.startup_heap import freeze_startup_heap
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ async def _main(build: Callable[[], StoppableService]) -> None:
         )
     start_prometheus_from_env()
     service = build()
+    freeze_startup_heap()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, service, sig)
