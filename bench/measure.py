@@ -631,10 +631,10 @@ class Bench:
     async def fleet_websockets(
         self, rate: int = SOCKETS_RATE, seconds: float = SOCKETS_SECONDS
     ) -> dict[str, float]:
-        """(f) `owners` signed-in users, each with a socket open and devices of their own, plus a staff socket;
-        the owners' devices send `rate` messages/s in all, spread over every device. Every event must reach
-        its owner's socket and the staff socket, and no other. Against its stated target: delivery p99 under
-        100 ms and nothing lost."""
+        """(f) `owners` signed-in users, each with a socket open and devices of their own, plus a staff
+        socket; the owners' devices send `rate` messages/s in all, spread over every device. Every event must
+        reach its owner's socket and the staff socket, and no other. Against its stated target: delivery p99
+        under 100 ms and nothing lost."""
         total = int(rate * seconds)
         handlers = await self._handlers(1)
         try:
