@@ -50,6 +50,10 @@ SOCKET_OWNERS = 1_000
 DEVICES_PER_OWNER = 10
 SOCKETS_RATE = 2_000
 SOCKETS_SECONDS = 10.0
+# Row (g): simulated devices (the project's simulator) connecting over this many seconds.
+CONNECTING_DEVICES = 2_000
+CONNECTING_SECONDS = 5.0
+CONNECTING_PREFIX = "benchsim"
 
 
 def free_port() -> int:
@@ -689,6 +693,104 @@ class Bench:
             "staff_p99_ms": _percentile(got["staff_latencies"], 99) * 1000,
         }
 
+    async def fleet_connect(
+        self, devices: int = CONNECTING_DEVICES, seconds: float = CONNECTING_SECONDS
+    ) -> dict[str, float]:
+        """(g) The project's simulator connects `devices` devices over `seconds` (each announces itself
+        online, as the device contract asks): how long from its first connection until all of them are
+        online in the database and on a staff socket. Stated target: within a second of the last
+        connection."""
+        handlers = await self._handlers(1)
+        await self._set_offline(CONNECTING_PREFIX)
+        try:
+            watcher = await self.traffic(
+                "ws-presence",
+                url=f"ws://127.0.0.1:{self.web_port}/ws/connect/",
+                origin=f"http://127.0.0.1:{self.web_port}",
+                cookie=self.seed["cookie"],
+                count=devices,
+                prefix=f"{CONNECTING_PREFIX}-",
+                timeout=seconds + 120,
+            )
+            window = self.window(
+                project=True,
+                handler_service=self.service_pids(*(service.name for service in handlers)),
+                uvicorn=self.service_pids("uvicorn"),
+                simulator=self.service_pids("simulator"),
+            )
+            window.start()
+            simulator, started = await self._start_simulator(devices, devices / seconds)
+            try:
+                in_database = await self._wait_online(CONNECTING_PREFIX, devices, started + seconds + 120)
+                seen = await watcher.result(seconds + 130)
+            finally:
+                window.stop()
+                await self.stop_service(simulator)
+        finally:
+            for service in handlers:
+                await self.stop_service(service)
+        self.cpu["fleet_connect"] = {"project": window.per_thousand(devices), "baseline": {}}
+        return {
+            "devices": devices,
+            "connect_seconds": seconds,
+            "online_in_database": in_database[1],
+            "online_on_socket": seen["online"],
+            "database_s": in_database[0] - started if in_database[0] else float("nan"),
+            "socket_s": seen["all_online_at"] - started if seen["all_online_at"] else float("nan"),
+        }
+
+    async def _start_simulator(self, devices: int, connect_rate: float) -> tuple[Service, float]:
+        """The simulator as a user runs it; returns it and the time it began connecting (its "simulating"
+        line, written once its devices are provisioned, right before the first connection)."""
+        argv = [sys.executable, "src/manage.py", "simulate_devices", "--count", str(devices)]
+        argv += ["--prefix", CONNECTING_PREFIX, "--owner", "bench", "--connect-rate", f"{connect_rate:g}"]
+        argv += ["--rate", "20", "--replies", "ok", "--host", "127.0.0.1", "--port", str(self.broker_port)]
+        log = self.workdir / "simulator.log"
+        handle = log.open("wb")
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.project, env=self.env, stdout=handle, stderr=asyncio.subprocess.STDOUT
+        )
+        handle.close()
+        service = Service("simulator", process, log)
+        self.services.append(service)
+        deadline = time.monotonic() + 120
+        while b"simulating" not in log.read_bytes():
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            await asyncio.sleep(0.005)
+        return service, time.time()
+
+    async def _set_offline(self, prefix: str) -> None:
+        """Devices left online by an earlier run start offline, so every one has to come online again."""
+        with psycopg.connect(**self._project_db(), autocommit=True) as conn:
+            conn.execute(
+                "UPDATE devices_device SET is_online = false WHERE username LIKE %s", (f"{prefix}-%",)
+            )
+
+    async def _wait_online(self, prefix: str, devices: int, deadline: float) -> tuple[float | None, int]:
+        """When the database first showed all `devices` online (polled every 20 ms), and how many were."""
+        online = 0
+        with psycopg.connect(**self._project_db(), autocommit=True) as conn:
+            while time.time() < deadline:
+                row = conn.execute(
+                    "SELECT count(*) FROM devices_device WHERE is_online AND username LIKE %s",
+                    (f"{prefix}-%",),
+                ).fetchone()
+                online = row[0] if row else 0
+                if online >= devices:
+                    return time.time(), online
+                await asyncio.sleep(0.02)
+        return None, online
+
+    def _project_db(self) -> dict[str, Any]:
+        return {
+            "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("POSTGRES_PORT", "5432")),
+            "user": os.environ.get("POSTGRES_USER", "postgres"),
+            "password": os.environ.get("POSTGRES_PASSWORD") or None,
+            "dbname": self.tag,
+        }
+
     @staticmethod
     def _rate(got: dict[str, Any], start: float, expected: int) -> float:
         if not got["received"] or got["last"] is None:
@@ -706,6 +808,7 @@ class Bench:
         fleet, fleet_cpu = await self.handler_ingest(1, spread=True)
         latency = await self.latency()
         sockets = await self.fleet_websockets() if self.owners else None
+        connecting = await self.fleet_connect() if self.owners else None
         self.cpu["handler_ingest"] = {"project": one_cpu, "baseline": raw_cpu}
         self.cpu["replicas_two"] = {"project": two_cpu, "baseline": one_cpu}
         self.cpu["fleet_ingest"] = {"project": fleet_cpu, "baseline": one_cpu}
@@ -716,6 +819,7 @@ class Bench:
             "fleet_ingest": {"project": fleet, "baseline": one, "devices": self.fleet},
             "latency": latency,
             **({"fleet_websockets": sockets} if sockets else {}),
+            **({"fleet_connect": connecting} if connecting else {}),
             "cpu": self.cpu,
         }
 

@@ -221,6 +221,36 @@ async def ws_listen(spec: dict[str, Any]) -> None:
     )
 
 
+async def ws_presence(spec: dict[str, Any]) -> None:
+    """A signed-in staff browser watching a fleet come online: the time at which `count` distinct devices
+    whose username starts with `prefix` have been announced online (`device.presence`)."""
+    import websockets
+
+    count, prefix, deadline = spec["count"], spec["prefix"], time.time() + spec["timeout"]
+    online: set[str] = set()
+    all_online_at = None
+    async with websockets.connect(
+        spec["url"], origin=spec["origin"], additional_headers={"Cookie": spec["cookie"]}, max_queue=None
+    ) as socket_:
+        ready()
+
+        async def consume() -> None:
+            nonlocal all_online_at
+            async for frame in socket_:
+                event = json.loads(frame)
+                if event.get("type") != "device.presence" or not str(event.get("device")).startswith(prefix):
+                    continue
+                if event.get("online") is True:
+                    online.add(event["device"])
+                    if len(online) >= count:
+                        all_online_at = time.time()
+                        return
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(consume(), max(1.0, deadline - time.time()))
+    done({"online": len(online), "all_online_at": all_online_at})
+
+
 async def ws_fleet(spec: dict[str, Any]) -> None:
     """Many signed-in browsers at once: one socket per owner of `owners_file` plus a staff socket. Counts,
     per side, the distinct device events that arrived and their delivery times (now - data["ts"]), and the
@@ -349,6 +379,7 @@ ROLES = {
     "enqueue": enqueue,
     "ws-listen": ws_listen,
     "ws-fleet": ws_fleet,
+    "ws-presence": ws_presence,
     "spread-publish": spread_publish,
 }
 

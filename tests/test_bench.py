@@ -174,6 +174,14 @@ def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
             "staff_p50_ms": 13.0 / scale,
             "staff_p99_ms": 70.0 / scale,
         },
+        "fleet_connect": {
+            "devices": 2000,
+            "connect_seconds": 5.0,
+            "online_in_database": 2000,
+            "online_on_socket": 2000,
+            "database_s": 5.2 / scale,
+            "socket_s": 5.3 / scale,
+        },
         # In the order measure.py records them: (c) first, (b), (d) and (e) when the run ends.
         "cpu": {
             "latency": {"project": project_cpu(170.0), "baseline": raw},
@@ -183,6 +191,7 @@ def make_run(scale: float = 1.0, cpu_scale: float = 1.0) -> dict[str, Any]:
             "replicas_two": {"project": project_cpu(180.0), "baseline": project_cpu(150.0)},
             "fleet_ingest": {"project": project_cpu(160.0), "baseline": project_cpu(150.0)},
             "fleet_websockets": {"project": project_cpu(200.0), "baseline": {}},
+            "fleet_connect": {"project": {"handler_service": 900.0, "simulator": 2500.0}, "baseline": {}},
         },
     }
 
@@ -210,6 +219,9 @@ def test_table_prints_the_machine_the_fleet_row_and_cpu_per_process() -> None:
     sockets = next(line for line in lines if line.startswith("(f) 1,001 sockets at 2,000 msgs/s"))
     assert "owners 12.0 / 60.0, staff 13.0 / 70.0" in sockets
     assert sockets.endswith("p99 < 100, none lost met")
+    connecting = next(line for line in lines if line.startswith("(g) 2,000 devices connecting over 5 s"))
+    assert "database 5.20, staff socket 5.30" in connecting
+    assert connecting.endswith("<= 6 met")
     # (b): the raw subscriber's path has no handler service.
     assert any(re.search(r"  handler service +150\.0 +-$", line) for line in lines)
     cpu_lines = lines[lines.index(next(line for line in lines if line.startswith("CPU time"))) :]
@@ -266,6 +278,15 @@ def test_the_sockets_row_misses_its_target_on_a_lost_or_misrouted_event() -> Non
     slow = make_run(scale=0.5)  # staff p99 140 ms
     table = report.format_table(report.summarize([slow]), 1, MACHINE)
     assert next(line for line in table.splitlines() if line.startswith("(f)")).endswith("MISSED")
+
+
+def test_the_connecting_row_misses_its_target_when_late_or_incomplete() -> None:
+    late = make_run(scale=0.8)  # socket after 6.6 s
+    incomplete = make_run()
+    incomplete["fleet_connect"]["online_on_socket"] = 1999
+    for run in (late, incomplete):
+        table = report.format_table(report.summarize([run]), 1, MACHINE)
+        assert next(line for line in table.splitlines() if line.startswith("(g)")).endswith("MISSED")
 
 
 def test_compare_lists_a_figure_only_one_side_has(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Database side of the handler: device lookups (cached) and batched writes of statuses and events.
 Every write also keeps the device's latest value of the message's kind (apps/devices/latest_values.py).
 
-Every query runs in Django's sync thread (sync_to_async), never in the event loop, and one query serves
-a whole batch. A lost database connection is retried with backoff until it works: the messages wait
-(unacknowledged, so the broker throttles) instead of being dropped.
+Every query runs in a thread (sync_to_async), never in the event loop: writes in Django's sync thread,
+lookups in one of their own (see DeviceStore). One query serves a whole batch. A lost database connection
+is retried with backoff until it works: the messages wait (unacknowledged, so the broker throttles)
+instead of being dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,7 +73,6 @@ def _fetch_devices_sql() -> str:
     return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {username} = ANY(%b::text[])"  # noqa: S608
 
 
-@sync_to_async
 def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
     try:
         with batch_cursor() as cursor:
@@ -148,12 +149,19 @@ async def _retry_while_unreachable(what: str, call: Any, *args: Any) -> Any:
 
 
 class DeviceStore:
-    """Per event loop: device cache plus the three batchers (lookups, events, statuses)."""
+    """Per event loop: device cache plus the three batchers (lookups, events, statuses).
+
+    Lookups run in a thread (and database connection) of their own: a message waits for its device before it
+    can be stored, so a lookup queued behind the writes of other messages doubled the time a message of a
+    device missing from the cache took, and a fleet whose devices send less often than the cache keeps them
+    misses it with every message. Writes share Django's sync thread, one batch at a time, in order."""
 
     def __init__(self, cache_ttl: float = 10.0, negative_ttl: float = 5.0) -> None:
         self.cache_ttl = cache_ttl
         self.negative_ttl = negative_ttl
         self._cache: dict[str, tuple[float, DeviceRef | None]] = {}
+        self._lookup_thread = ThreadPoolExecutor(1, thread_name_prefix="device-lookups")
+        self._fetch = sync_to_async(_fetch_devices, thread_sensitive=False, executor=self._lookup_thread)
         self._lookups: Batcher[str, DeviceRef | None] = Batcher(self._flush_lookups, name="device-lookups")
         self._events: Batcher[EventRow, None] = Batcher(self._flush_events, max_batch=1000, name="events")
         self._statuses: Batcher[StatusRow, None] = Batcher(
@@ -167,7 +175,7 @@ class DeviceStore:
         return await self._lookups.submit(username)
 
     async def _flush_lookups(self, usernames: list[str]) -> list[DeviceRef | None]:
-        found = await _retry_while_unreachable("device lookup", _fetch_devices, sorted(set(usernames)))
+        found = await _retry_while_unreachable("device lookup", self._fetch, sorted(set(usernames)))
         now = time.monotonic()
         for username in usernames:
             ref = found.get(username)
@@ -191,8 +199,13 @@ class DeviceStore:
     async def close(self) -> None:
         for batcher in (self._lookups, self._events, self._statuses):
             await batcher.close()
-        # The connection belongs to the sync thread the queries ran in; close it there.
+        # Each connection belongs to the thread its queries ran in; close it there.
         await sync_to_async(_close_broken_connection)()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._lookup_thread, _close_broken_connection)
+        self._lookup_thread.shutdown(wait=False)
+        if _stores.get(loop) is self:  # a later get_store() in this loop starts afresh
+            del _stores[loop]
 
 
 _stores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, DeviceStore] = weakref.WeakKeyDictionary()

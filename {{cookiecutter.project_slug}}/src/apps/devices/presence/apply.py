@@ -10,6 +10,7 @@ what makes retrying after a lost database connection safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from apps.devices.models import Device, PresenceEvent
 from apps.mqtt_service.batch import Batcher
+from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.connection import Backoff
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,11 @@ END"""
 # One statement for many devices (each at most once). `old` locks the rows in id order (two replicas' batches
 # cannot deadlock) and keeps is_online from before the update (RETURNING only sees the new row).
 _APPLY_SQL = """
-WITH ev(idx, id, online, at, reason, source, conn) AS (VALUES {values}),
+WITH ev(idx, id, online, at, reason, source, conn) AS (
+    SELECT * FROM unnest(
+        %b::int[], %b::bigint[], %b::boolean[], %b::timestamptz[], %b::text[], %b::text[], %b::text[]
+    )
+),
 old AS (
     SELECT id, is_online FROM {device} WHERE id IN (SELECT id FROM ev) ORDER BY id FOR UPDATE
 ), updated AS (
@@ -91,24 +97,29 @@ old AS (
 )
 SELECT idx, username, owner_id, last_seen_at, was_online FROM updated
 """
-_ROW = "(%s::int, %s::bigint, %s::boolean, %s::timestamptz, %s::text, %s::text, %s::text)"
 
 
 def _apply_round(items: list[tuple[int, PresenceChange]]) -> list[AppliedChange | None]:
     """Apply changes of distinct devices in one statement."""
     quote = connection.ops.quote_name
     sql = _APPLY_SQL.format(
-        values=", ".join([_ROW] * len(items)),
         device=quote(Device._meta.db_table),
         event=quote(PresenceEvent._meta.db_table),
         applies=_APPLIES,
     )
-    params: list[Any] = []
-    for index, (device_id, change) in enumerate(items):
-        params += [index, device_id, change.online, change.at, change.reason[:64], change.source, change.conn]
-    params.append(timezone.now())
+    changes = [change for _, change in items]
+    params: list[Any] = [
+        list(range(len(items))),
+        [device_id for device_id, _ in items],
+        [change.online for change in changes],
+        [change.at for change in changes],
+        [change.reason[:64] for change in changes],
+        [str(change.source) for change in changes],
+        [change.conn for change in changes],
+        timezone.now(),
+    ]
     results: list[AppliedChange | None] = [None] * len(items)
-    with connection.cursor() as cursor:
+    with batch_cursor() as cursor:
         cursor.execute(sql, params)
         for index, username, owner_id, last_seen_at, was_online in cursor.fetchall():
             device_id, change = items[index]
@@ -132,7 +143,8 @@ def apply_changes(items: list[tuple[int, PresenceChange]]) -> list[AppliedChange
             rounds.append([])
         rounds[depth].append(index)
     results: list[AppliedChange | None] = [None] * len(items)
-    with transaction.atomic():
+    # One statement is atomic by itself; several (a device changing twice in the batch) share a transaction.
+    with transaction.atomic() if len(rounds) > 1 else contextlib.nullcontext():
         for indexes in rounds:
             for index, result in zip(indexes, _apply_round([items[i] for i in indexes]), strict=True):
                 results[index] = result

@@ -1,0 +1,50 @@
+"""The simulator starts its devices at --connect-rate, on schedule even when its event loop runs late."""
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from apps.simulator import fleet
+from apps.simulator.credentials import Credentials
+
+DEVICES = 200
+RATE = 400.0  # devices per second: 0.5 s for all of them
+SLACK = 0.25  # a busy machine's late wake-ups
+
+
+async def start_times(monkeypatch: pytest.MonkeyPatch, hold_up: float) -> list[float]:
+    """When each device started; the tenth blocks the event loop for `hold_up` seconds."""
+    started: list[float] = []
+    all_started = asyncio.Event()
+
+    async def run(self: Any, stop: asyncio.Event) -> None:
+        started.append(time.monotonic())
+        if len(started) == 10:
+            time.sleep(hold_up)  # noqa: ASYNC251 - the point: an event loop held up
+        if len(started) == DEVICES:
+            all_started.set()
+        await stop.wait()
+
+    monkeypatch.setattr(fleet.SimulatedDevice, "run", run)
+    config = fleet.FleetConfig(host="127.0.0.1", port=1, kinds=("event",), rate=1.0, connect_rate=RATE)
+    credentials = [Credentials(f"pace-{index}", "x") for index in range(DEVICES)]
+    stop = asyncio.Event()
+    running = asyncio.create_task(fleet.run_fleet(credentials, config, stop, lambda line: None))
+    await asyncio.wait_for(all_started.wait(), 10)
+    stop.set()
+    await running
+    assert len(started) == DEVICES
+    return started
+
+
+async def test_devices_start_at_the_connect_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = await start_times(monkeypatch, hold_up=0.0)
+    assert DEVICES / RATE * 0.8 < started[-1] - started[0] < DEVICES / RATE + SLACK
+
+
+async def test_time_lost_by_a_busy_loop_is_made_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixed pause per device would add the half second lost here to the schedule.
+    started = await start_times(monkeypatch, hold_up=0.5)
+    assert started[-1] - started[0] < DEVICES / RATE + SLACK
