@@ -103,7 +103,8 @@ class Service:
                 await asyncio.wait_for(self.process.wait(), 30)
             except TimeoutError:
                 logger.warning("%s did not stop on SIGTERM; killing it", self.name)
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):  # it may end by itself meanwhile
+                    self.process.kill()
                 await self.process.wait()
 
 

@@ -1,6 +1,8 @@
-"""The simulator starts its devices at --connect-rate, on schedule even when its event loop runs late."""
+"""The simulator's timing: devices start at --connect-rate, on schedule even when the event loop runs late,
+and a device stops sending as soon as its connection closes, however long its interval."""
 
 import asyncio
+import random
 import time
 from typing import Any
 
@@ -8,6 +10,7 @@ import pytest
 
 from apps.simulator import fleet
 from apps.simulator.credentials import Credentials
+from apps.simulator.fleet import FleetConfig, FleetStats, SimulatedDevice
 
 DEVICES = 200
 RATE = 400.0  # devices per second: 0.5 s for all of them
@@ -48,3 +51,30 @@ async def test_time_lost_by_a_busy_loop_is_made_up(monkeypatch: pytest.MonkeyPat
     # A fixed pause per device would add the half second lost here to the schedule.
     started = await start_times(monkeypatch, hold_up=0.5)
     assert started[-1] - started[0] < DEVICES / RATE + SLACK
+
+
+class FirstOfRange:
+    """Stands in for the device's random numbers: no phase, the shortest interval."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return low
+
+
+class InstantClient:
+    def __init__(self) -> None:
+        self.published = asyncio.Event()
+
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        self.published.set()
+
+
+async def test_a_device_with_a_long_interval_stops_sending_when_its_connection_closes() -> None:
+    config = FleetConfig(host="127.0.0.1", port=1, kinds=("event",), rate=20.0)
+    # 2,000 devices at 20 messages/s: 100 s between two messages of one device.
+    device = SimulatedDevice(Credentials("slow-1", "x"), config, FleetStats(), random.Random(1), interval=100.0)
+    device.rng = FirstOfRange()  # type: ignore[assignment]
+    client, closing = InstantClient(), asyncio.Event()
+    sending = asyncio.create_task(device._send_readings(client, closing))  # type: ignore[arg-type]
+    await asyncio.wait_for(client.published.wait(), 5)
+    closing.set()  # no cancellation: the closing flag alone must end it
+    await asyncio.wait_for(sending, 2)
