@@ -24,6 +24,8 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
+_NEVER_BY_COUNT = 2**31 - 1
+
 
 class BatchCursor:
     """psycopg's server-binding cursor; `execute` prepares the statement unless that is switched off."""
@@ -46,7 +48,13 @@ class BatchCursor:
 @contextmanager
 def batch_cursor() -> Iterator[BatchCursor]:
     connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None and settings.POSTGRES_PREPARE_BATCH_STATEMENTS:
+        # Django turns psycopg's preparing off for the whole connection (prepare_threshold None), and psycopg
+        # then ignores prepare=True too. A threshold no statement reaches turns explicit preparing back on and
+        # nothing else: Django's own cursors bind on the client and are never prepared.
+        raw.prepare_threshold = _NEVER_BY_COUNT
     # psycopg.Cursor, not the connection's cursor_factory (Django's client-binding cursor). Errors surface as
     # Django's (OperationalError, IntegrityError, ...), as from any Django cursor, so callers catch one kind.
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         yield BatchCursor(cursor)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import weakref
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,17 +27,11 @@ from apps.devices.models import Device, DeviceEvent
 from apps.mqtt_service.batch import Batcher
 from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.connection import Backoff
+from apps.mqtt_service.device_cache import DeviceCache, DeviceRef
 
 logger = logging.getLogger(__name__)
 
 STATUS_KIND = "status"
-
-
-@dataclass(frozen=True)
-class DeviceRef:
-    id: int
-    owner_id: int | None
-    is_active: bool
 
 
 @dataclass(frozen=True)
@@ -63,25 +57,34 @@ def _close_broken_connection() -> None:
         logger.debug("closing a broken database connection failed", exc_info=True)
 
 
-def _fetch_devices_sql() -> str:
+def _fetch_devices_sql(where: str) -> str:
     meta = Device._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
         quote(meta.get_field(name).column) for name in ("username", "id", "owner", "is_active")
     )
-    username = quote(meta.get_field("username").column)
-    return f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {username} = ANY(%b::text[])"  # noqa: S608
+    return f"SELECT {columns} FROM {quote(meta.db_table)} {where}"  # noqa: S608 - quoted names
 
 
-def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
+def _fetch_refs(sql: str, params: list[Any]) -> dict[str, DeviceRef]:
     try:
         with batch_cursor() as cursor:
-            cursor.execute(_fetch_devices_sql(), [usernames])
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
     except (OperationalError, InterfaceError):
         _close_broken_connection()
         raise
     return {username: DeviceRef(pk, owner_id, is_active) for username, pk, owner_id, is_active in rows}
+
+
+def _fetch_devices(usernames: list[str]) -> dict[str, DeviceRef]:
+    username = connection.ops.quote_name(Device._meta.get_field("username").column)
+    return _fetch_refs(_fetch_devices_sql(f"WHERE {username} = ANY(%b::text[])"), [usernames])
+
+
+def _fetch_recent_devices(limit: int) -> dict[str, DeviceRef]:
+    seen = connection.ops.quote_name(Device._meta.get_field("last_seen_at").column)
+    return _fetch_refs(_fetch_devices_sql(f"ORDER BY {seen} DESC NULLS LAST LIMIT %b"), [limit])
 
 
 def _insert_events_sql() -> str:
@@ -149,40 +152,33 @@ async def _retry_while_unreachable(what: str, call: Any, *args: Any) -> Any:
 
 
 class DeviceStore:
-    """Per event loop: device cache plus the three batchers (lookups, events, statuses).
+    """Per event loop: the device cache (device_cache.py) and the batchers of events and statuses.
 
-    Lookups run in a thread (and database connection) of their own: a message waits for its device before it
-    can be stored, so a lookup queued behind the writes of other messages doubled the time a message of a
-    device missing from the cache took, and a fleet whose devices send less often than the cache keeps them
-    misses it with every message. Writes share Django's sync thread, one batch at a time, in order."""
+    Device fetches run in a thread (and database connection) of their own: a message waits for its device
+    before it can be stored, and a fetch queued behind the writes of other messages doubled the time a
+    message of a device missing from the cache took. Writes share Django's sync thread, a batch at a time."""
 
     def __init__(self, cache_ttl: float = 10.0, negative_ttl: float = 5.0) -> None:
-        self.cache_ttl = cache_ttl
-        self.negative_ttl = negative_ttl
-        self._cache: dict[str, tuple[float, DeviceRef | None]] = {}
         self._lookup_thread = ThreadPoolExecutor(1, thread_name_prefix="device-lookups")
-        self._fetch = sync_to_async(_fetch_devices, thread_sensitive=False, executor=self._lookup_thread)
-        self._lookups: Batcher[str, DeviceRef | None] = Batcher(self._flush_lookups, name="device-lookups")
+
+        def in_lookup_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+            return sync_to_async(function, thread_sensitive=False, executor=self._lookup_thread)
+
+        fetch = in_lookup_thread(_fetch_devices)
+        self.devices = DeviceCache(
+            # A lookup waits out a database outage (its message waits, unacknowledged); warming does not.
+            lambda usernames: _retry_while_unreachable("device lookup", fetch, usernames),
+            in_lookup_thread(_fetch_recent_devices),
+            ttl=cache_ttl,
+            negative_ttl=negative_ttl,
+        )
         self._events: Batcher[EventRow, None] = Batcher(self._flush_events, max_batch=1000, name="events")
         self._statuses: Batcher[StatusRow, None] = Batcher(
             self._flush_statuses, max_batch=1000, name="statuses"
         )
 
     async def lookup(self, username: str) -> DeviceRef | None:
-        cached = self._cache.get(username)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        return await self._lookups.submit(username)
-
-    async def _flush_lookups(self, usernames: list[str]) -> list[DeviceRef | None]:
-        found = await _retry_while_unreachable("device lookup", self._fetch, sorted(set(usernames)))
-        now = time.monotonic()
-        for username in usernames:
-            ref = found.get(username)
-            self._cache[username] = (now + (self.cache_ttl if ref else self.negative_ttl), ref)
-        if len(self._cache) > 100_000:  # bound memory against floods of random usernames
-            self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-        return [found.get(username) for username in usernames]
+        return await self.devices.lookup(username)
 
     async def record_event(self, row: EventRow) -> None:
         await self._events.submit(row)
@@ -197,7 +193,8 @@ class DeviceStore:
         return await _retry_while_unreachable("status update", _update_statuses, rows)
 
     async def close(self) -> None:
-        for batcher in (self._lookups, self._events, self._statuses):
+        await self.devices.close()
+        for batcher in (self._events, self._statuses):
             await batcher.close()
         # Each connection belongs to the thread its queries ran in; close it there.
         await sync_to_async(_close_broken_connection)()

@@ -35,6 +35,7 @@ from typing import Any
 import aiomqtt
 import redis
 import redis.asyncio as aredis
+from django.db import DatabaseError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -167,6 +168,7 @@ class HandlerService:
                 "handlers registered for kinds %s, which are not answered kinds: they receive nothing",
                 unsubscribed,
             )
+        await self._warm_device_cache()
         workers = [
             asyncio.create_task(self._worker(), name=f"handler-worker-{i}") for i in range(self.workers)
         ]
@@ -206,6 +208,16 @@ class HandlerService:
             logger.info("handler %s stopped: %s", self.client_id, dict(self.metrics.counts))
         if self._drained_for_retirement:
             await self._forget_session()
+
+    async def _warm_device_cache(self) -> None:
+        """The devices most likely to send first, fetched before the first message (see device_cache.py);
+        without the database, lookups fetch them one batch at a time instead."""
+        try:
+            cached = await get_store().devices.warm()
+        except DatabaseError as exc:
+            logger.warning("handler %s: device cache not warmed: %r", self.client_id, exc)
+            return
+        logger.info("handler %s: %d devices cached", self.client_id, cached)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         tracker = AckTracker(client)
