@@ -3,7 +3,8 @@ active.
 
 Every message waits for its device before anything else, so a miss is dear: it holds the message back by a
 trip to the database, and while such trips are pending the batches behind them shrink. Ingest from 10,000
-devices at once ran at 74% of ingest from four; with the cache warm, at 95%. So:
+devices at once ran at 74% of ingest from four devices (the benchmark's rows (e) and (b), medians of five);
+with the cache below, at 92%. So:
 - `warm()`, at start: the most recently seen devices (up to `warm_limit`) in one query. A restarted handler
   under a large fleet (each device's next message, and the backlog the broker kept for the handler's session)
   does not miss once per device.
