@@ -71,7 +71,9 @@ class InstantClient:
 async def test_a_device_with_a_long_interval_stops_sending_when_its_connection_closes() -> None:
     config = FleetConfig(host="127.0.0.1", port=1, kinds=("event",), rate=20.0)
     # 2,000 devices at 20 messages/s: 100 s between two messages of one device.
-    device = SimulatedDevice(Credentials("slow-1", "x"), config, FleetStats(), random.Random(1), interval=100.0)
+    device = SimulatedDevice(
+        Credentials("slow-1", "x"), config, FleetStats(), random.Random(1), interval=100.0
+    )
     device.rng = FirstOfRange()  # type: ignore[assignment]
     client, closing = InstantClient(), asyncio.Event()
     sending = asyncio.create_task(device._send_readings(client, closing))  # type: ignore[arg-type]
