@@ -60,7 +60,8 @@ def summarize_cpu(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, f
             groups = list(dict.fromkeys(group for run in runs for group in run["cpu"][scenario][side]))
             sides = [run["cpu"][scenario][side] for run in runs]
             medians = {group: statistics.median(side_.get(group, 0.0) for side_ in sides) for group in groups}
-            medians[TOTAL] = statistics.median(sum(side_.values()) for side_ in sides)
+            if groups:  # (f) and (g) have a stated target, no baseline path: no total either
+                medians[TOTAL] = statistics.median(sum(side_.values()) for side_ in sides)
             summary[scenario][side] = medians
     return summary
 

@@ -227,6 +227,7 @@ def test_table_prints_the_machine_the_fleet_row_and_cpu_per_process() -> None:
     cpu_lines = lines[lines.index(next(line for line in lines if line.startswith("CPU time"))) :]
     totals = [line.split()[-2:] for line in cpu_lines if line.split()[:1] == ["total"]]
     assert ["380.0", "105.0"] in totals  # (b): project total beside the raw subscriber path's
+    assert totals[-1][-1] == "-"  # (g): a stated target, no baseline path
     assert len(totals) == len(report.CPU_SCENARIOS)
     paths = [line.split("  ")[0] for line in cpu_lines if line.startswith("(")]
     assert paths == [label for label, _ in report.CPU_SCENARIOS.values()]
