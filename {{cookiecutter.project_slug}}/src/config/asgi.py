@@ -12,7 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from config.startup_heap import freeze_startup_heap  # noqa: E402
+from config.startup_heap import collect_fully_less_often, freeze_startup_heap  # noqa: E402
 from websocket.origins import AllowedHostsOriginValidator  # noqa: E402
 from websocket.routing import websocket_urlpatterns  # noqa: E402
 
@@ -24,3 +24,4 @@ application = ProtocolTypeRouter(
     }
 )
 freeze_startup_heap()
+collect_fully_less_often()
