@@ -154,16 +154,27 @@ class Bench:
         )
         return env
 
+    def pg_params(self, dbname: str | None = None) -> dict[str, Any]:
+        """Connection parameters of the local Postgres: the admin database, or `dbname` (this run's)."""
+        return {
+            "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("POSTGRES_PORT", "5432")),
+            "user": os.environ.get("POSTGRES_USER", "postgres"),
+            "password": os.environ.get("POSTGRES_PASSWORD") or None,
+            "dbname": dbname or self.env.get("BENCH_ADMIN_DB", "postgres"),
+            "autocommit": True,
+        }
+
     def pg_connect(self) -> psycopg.Connection:
-        env = self.env
-        return psycopg.connect(
-            host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-            port=int(os.environ.get("POSTGRES_PORT", "5432")),
-            user=os.environ.get("POSTGRES_USER", "postgres"),
-            password=os.environ.get("POSTGRES_PASSWORD") or None,
-            dbname=env.get("BENCH_ADMIN_DB", "postgres"),
-            autocommit=True,
-        )
+        return psycopg.connect(**self.pg_params())
+
+    @property
+    def web_origin(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.web_port}/ws/connect/"
 
     @property
     def fleet_topics(self) -> Path:
@@ -515,10 +526,9 @@ class Bench:
         return started
 
     def _ws_spec(self, count: int, timeout: float, latency: bool = False) -> dict[str, Any]:
-        base = f"http://127.0.0.1:{self.web_port}"
         return {
-            "url": f"ws://127.0.0.1:{self.web_port}/ws/connect/",
-            "origin": base,
+            "url": self.ws_url,
+            "origin": self.web_origin,
             "cookie": self.seed["cookie"],
             "count": count,
             "timeout": timeout,
@@ -627,10 +637,10 @@ class Bench:
         return {
             "rate": achieved,
             "ws_received": ws["received"],
-            "ws_p50_ms": _percentile(ws["latencies"], 50) * 1000,
-            "ws_p99_ms": _percentile(ws["latencies"], 99) * 1000,
-            "raw_p50_ms": _percentile(mqtt["latencies"], 50) * 1000,
-            "raw_p99_ms": _percentile(mqtt["latencies"], 99) * 1000,
+            "ws_p50_ms": _ms(ws["latencies"], 50),
+            "ws_p99_ms": _ms(ws["latencies"], 99),
+            "raw_p50_ms": _ms(mqtt["latencies"], 50),
+            "raw_p99_ms": _ms(mqtt["latencies"], 99),
         }
 
     async def fleet_websockets(
@@ -646,8 +656,8 @@ class Bench:
             sockets = await self.traffic(
                 "ws-fleet",
                 ready_timeout=180,
-                url=f"ws://127.0.0.1:{self.web_port}/ws/connect/",
-                origin=f"http://127.0.0.1:{self.web_port}",
+                url=self.ws_url,
+                origin=self.web_origin,
                 owners_file=str(self.owners_file),
                 staff_cookie=self.seed["cookie"],
                 count=total,
@@ -688,10 +698,10 @@ class Bench:
             "lost": lost,
             "duplicates": got["duplicates"],
             "misrouted": got["misrouted"],
-            "owner_p50_ms": _percentile(got["owner_latencies"], 50) * 1000,
-            "owner_p99_ms": _percentile(got["owner_latencies"], 99) * 1000,
-            "staff_p50_ms": _percentile(got["staff_latencies"], 50) * 1000,
-            "staff_p99_ms": _percentile(got["staff_latencies"], 99) * 1000,
+            "owner_p50_ms": _ms(got["owner_latencies"], 50),
+            "owner_p99_ms": _ms(got["owner_latencies"], 99),
+            "staff_p50_ms": _ms(got["staff_latencies"], 50),
+            "staff_p99_ms": _ms(got["staff_latencies"], 99),
         }
 
     async def fleet_connect(
@@ -706,8 +716,8 @@ class Bench:
         try:
             watcher = await self.traffic(
                 "ws-presence",
-                url=f"ws://127.0.0.1:{self.web_port}/ws/connect/",
-                origin=f"http://127.0.0.1:{self.web_port}",
+                url=self.ws_url,
+                origin=self.web_origin,
                 cookie=self.seed["cookie"],
                 count=devices,
                 prefix=f"{CONNECTING_PREFIX}-",
@@ -763,34 +773,26 @@ class Bench:
 
     async def _set_offline(self, prefix: str) -> None:
         """Devices left online by an earlier run start offline, so every one has to come online again."""
-        with psycopg.connect(**self._project_db(), autocommit=True) as conn:
-            conn.execute(
+        async with await psycopg.AsyncConnection.connect(**self.pg_params(self.tag)) as conn:
+            await conn.execute(
                 "UPDATE devices_device SET is_online = false WHERE username LIKE %s", (f"{prefix}-%",)
             )
 
     async def _wait_online(self, prefix: str, devices: int, deadline: float) -> tuple[float | None, int]:
         """When the database first showed all `devices` online (polled every 20 ms), and how many were."""
         online = 0
-        with psycopg.connect(**self._project_db(), autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(**self.pg_params(self.tag)) as conn:
             while time.time() < deadline:
-                row = conn.execute(
+                cursor = await conn.execute(
                     "SELECT count(*) FROM devices_device WHERE is_online AND username LIKE %s",
                     (f"{prefix}-%",),
-                ).fetchone()
+                )
+                row = await cursor.fetchone()
                 online = row[0] if row else 0
                 if online >= devices:
                     return time.time(), online
                 await asyncio.sleep(0.02)
         return None, online
-
-    def _project_db(self) -> dict[str, Any]:
-        return {
-            "host": os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-            "port": int(os.environ.get("POSTGRES_PORT", "5432")),
-            "user": os.environ.get("POSTGRES_USER", "postgres"),
-            "password": os.environ.get("POSTGRES_PASSWORD") or None,
-            "dbname": self.tag,
-        }
 
     @staticmethod
     def _rate(got: dict[str, Any], start: float, expected: int) -> float:
@@ -843,6 +845,10 @@ def _percentile(values: list[float], pct: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def _ms(seconds: list[float], pct: float) -> float:
+    return _percentile(seconds, pct) * 1000
 
 
 @contextmanager

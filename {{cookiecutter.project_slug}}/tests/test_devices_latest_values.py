@@ -9,7 +9,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
-from apps.devices.latest_values import LatestValue, latest_entry, update_latest_values
+from apps.devices.latest_values import LatestValue, latest_entry, latest_params, update_sql
 from apps.devices.models import Device
 from apps.mqtt_service.bulk_sql import batch_cursor
 from apps.mqtt_service.device_store import get_store
@@ -27,7 +27,7 @@ def at(seconds: float) -> datetime:
 def apply(*values: LatestValue) -> None:
     """One batch: one UPDATE."""
     with batch_cursor() as cursor:
-        update_latest_values(cursor, values)
+        cursor.execute(update_sql(), latest_params(values))
 
 
 def latest_of(device: Device) -> dict[str, Any]:
@@ -174,3 +174,19 @@ async def test_every_stored_message_updates_the_latest_value_of_its_kind_through
     assert stored.last_seen_at == at(5)
     history = await database_sync_to_async(lambda: sorted(e.payload["c"] for e in stored.events.all()))()
     assert history == [10, 20, 22]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_status_stored_after_a_later_event_still_becomes_the_last_status() -> None:
+    """Statuses and events are stored by different batches; an event's batch may commit first. The status
+    is still the device's newest status: last_status follows the statuses' own order, not last_seen_at."""
+    device = await database_sync_to_async(Device.objects.create)(username=unique("latest"))
+    try:
+        await store_history(message(device, "temperature", {"c": 20}, at(5)))
+        await store_latest_status(message(device, STATUS_KIND, {"battery": 80}, at(3)))
+        await store_latest_status(message(device, STATUS_KIND, {"battery": 70}, at(2)))  # late: ignored
+    finally:
+        await get_store().close()
+    stored = await database_sync_to_async(Device.objects.get)(pk=device.pk)
+    assert stored.last_status == {"battery": 80}
+    assert stored.last_seen_at == at(5)

@@ -5,15 +5,14 @@ from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from apps.devices.models import Device, DeviceEvent, PresenceEvent
 from apps.devices.retention import PruneAlreadyRunningError, prune_telemetry, retention_cutoff
 from apps.devices.tasks import prune_telemetry_history
+from database_helpers import own_connection
 from mqtt_helpers import unique
 
 # A prune commits batch by batch, which the test transaction of a plain django_db test would hide.
@@ -126,15 +125,7 @@ def test_a_second_run_while_one_holds_the_lock_is_refused_and_the_task_skips_it(
 ) -> None:
     device, _ = devices
     add_events(device, CUTOFF - timedelta(days=settings.TELEMETRY_RETENTION_DAYS))
-    database = connection.settings_dict
-    with psycopg.connect(
-        host=database["HOST"],
-        port=database["PORT"],
-        user=database["USER"],
-        password=database["PASSWORD"],
-        dbname=database["NAME"],
-        autocommit=True,
-    ) as other:
+    with own_connection() as other:
         other.execute("SELECT pg_advisory_lock(hashtext('telemetry-retention'))")
         with pytest.raises(PruneAlreadyRunningError):
             prune_telemetry(DAYS, now=NOW)

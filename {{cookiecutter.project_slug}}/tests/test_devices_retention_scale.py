@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from apps.devices.models import Device, DeviceEvent
 from apps.devices.retention import DEFAULT_BATCH_SIZE, HISTORY_TABLES, explain_batch, prune_telemetry
+from database_helpers import own_connection
 from mqtt_helpers import unique
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -60,16 +60,8 @@ class Ingest:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        database = connection.settings_dict
         try:
-            with psycopg.connect(
-                host=database["HOST"],
-                port=database["PORT"],
-                user=database["USER"],
-                password=database["PASSWORD"],
-                dbname=database["NAME"],
-                autocommit=True,
-            ) as conn:
+            with own_connection() as conn:
                 while not self._stop.is_set():
                     started = time.perf_counter()
                     conn.execute(

@@ -101,6 +101,13 @@ async def publish_event(client: Any, scheme: TopicScheme, clientid: str, event: 
     await client.publish(f"{scheme.client_event_prefix}/{NODE}/clients/{clientid}/{event}", payload, qos=1)
 
 
+async def device_event(
+    client: Any, scheme: TopicScheme, device: Device, clientid: str, event: str, at_ms: int, reason: str = ""
+) -> None:
+    """EMQX's client event about one of our devices."""
+    await publish_event(client, scheme, clientid, event, emqx_payload(device, clientid, event, at_ms, reason))
+
+
 async def test_presence_messages_of_the_device_protocol_update_the_device(
     open_socket: Any, make_user: Any
 ) -> None:
@@ -219,31 +226,15 @@ async def test_emqx_client_events_on_the_configured_prefix(make_user: Any) -> No
     clientid = device.username
     t = now_ms(-60)
     async with running_handler(scheme) as service, device_client() as broker:
-        await publish_event(
-            broker, scheme, clientid, "connected", emqx_payload(device, clientid, "connected", t)
-        )
+        await device_event(broker, scheme, device, clientid, "connected", t)
         await until_state(device, online=True, events=1)
         # The new connection's connect comes first, then the old one's takenover disconnect, then a duplicate.
-        await publish_event(
-            broker, scheme, clientid, "connected", emqx_payload(device, clientid, "connected", t + 5000)
-        )
-        await publish_event(
-            broker,
-            scheme,
-            clientid,
-            "disconnected",
-            emqx_payload(device, clientid, "disconnected", t + 5001, reason="takenover"),
-        )
-        await publish_event(
-            broker, scheme, clientid, "connected", emqx_payload(device, clientid, "connected", t + 5000)
-        )
+        await device_event(broker, scheme, device, clientid, "connected", t + 5000)
+        await device_event(broker, scheme, device, clientid, "disconnected", t + 5001, reason="takenover")
+        await device_event(broker, scheme, device, clientid, "connected", t + 5000)
         # Late: the disconnect of the first connection, timed before the reconnect.
-        await publish_event(
-            broker,
-            scheme,
-            clientid,
-            "disconnected",
-            emqx_payload(device, clientid, "disconnected", t + 4000, reason="keepalive_timeout"),
+        await device_event(
+            broker, scheme, device, clientid, "disconnected", t + 4000, reason="keepalive_timeout"
         )
         # Not devices: the backend's own clients and unknown usernames; and a malformed event.
         stranger = Device(username=unique("nobody"))
@@ -254,13 +245,7 @@ async def test_emqx_client_events_on_the_configured_prefix(make_user: Any) -> No
             broker, scheme, clientid, "connected", b'{"username": "x", "connected_at": "soon"}'
         )
         # The marker: a real disconnect of the current connection.
-        await publish_event(
-            broker,
-            scheme,
-            clientid,
-            "disconnected",
-            emqx_payload(device, clientid, "disconnected", t + 9000, reason="sock_closed"),
-        )
+        await device_event(broker, scheme, device, clientid, "disconnected", t + 9000, reason="sock_closed")
         stored = await until_state(device, online=False, events=2)
         assert await eventually(lambda: service.metrics.get("failed", reason="bad_client_event") == 1)
         assert service.metrics.get("processed") == 7

@@ -14,7 +14,8 @@ Three changes to `channels_redis.core.RedisChannelLayer`; the first two are abou
 - `group_send_many` sends one message to each of many groups in two Redis round trips per server (read the
   groups' members, then add every message), where a group_send per group takes four. The MQTT handler pushes
   each batch of device messages to the owner of every device in it and to staff: with a thousand owners
-  sending, the round trips of one group_send per owner were most of the push's cost. Its keys, messages and
+  sending 2,000 messages/s (the benchmark's row (f)), the handler's CPU fell from about 290 to 250 ms per
+  1,000 messages and delivery p50 from 25 to 19 ms. Its keys, messages and
   expiry are channels_redis's own (this module is tested against the pinned channels_redis).
 """
 

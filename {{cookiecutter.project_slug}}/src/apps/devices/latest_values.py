@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from django.db import connection
 
 from apps.devices.models import Device
-from apps.mqtt_service.bulk_sql import BatchCursor
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EMPTY_OBJECT = "'{}'::jsonb"
@@ -68,8 +67,10 @@ def newest_per_device(values: Iterable[Message]) -> dict[int, dict[str, Message]
 
 def update_sql(*, with_status: bool = False) -> str:
     """The UPDATE applying one batch; its parameters are `latest_params(...)`, in order. With `with_status`,
-    the batch holds statuses and each device's newest one also becomes its `last_status`, unless the device
-    was seen later (the `last_seen_at` guard of the status column): one row version for both columns."""
+    the batch holds statuses (one kind) and each device's newest one also becomes its `last_status` when it
+    is newer than the stored status, by the same rule as its latest value: one row version for both columns.
+    (Not by `last_seen_at`, which other kinds' messages move: a status stored after a later event would have
+    been dropped.)"""
     meta = Device._meta
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
@@ -95,9 +96,7 @@ def update_sql(*, with_status: bool = False) -> str:
     columns = "%b::bigint[], %b::jsonb[], %b::timestamptz[]"
     if with_status:
         status = quote(meta.get_field("last_status").column)
-        seen_not_later = f"(d.{seen} IS NULL OR d.{seen} <= v.seen)"
-        assignments.insert(0, f"{status} = CASE WHEN {seen_not_later} THEN v.status ELSE d.{status} END")
-        changed = f"({changed} OR {seen_not_later})"
+        assignments.insert(0, f"{status} = CASE WHEN {changed} THEN v.status ELSE d.{status} END")
         columns += ", %b::jsonb[]"
     return (
         f"UPDATE {table} AS d SET {', '.join(assignments)} "  # noqa: S608 - quoted names
@@ -124,10 +123,3 @@ def latest_params(values: Iterable[Message], *, with_status: bool = False) -> li
 
 def _received_at(value: Message) -> datetime:
     return value.received_at
-
-
-def update_latest_values(cursor: BatchCursor, values: Iterable[Message]) -> None:
-    """Apply a batch of messages to their devices' latest values, in one statement."""
-    params = latest_params(values)
-    if params[0]:
-        cursor.execute(update_sql(), params)

@@ -127,9 +127,8 @@ def _insert_events(rows: list[EventRow]) -> list[None]:
 @sync_to_async
 def _update_statuses(rows: list[StatusRow]) -> list[None]:
     # One UPDATE per batch: the newest status of each device becomes its last_status and its latest value of
-    # the status kind. Neither moves back: a late, older status (or one older than the device's last
-    # sighting) leaves last_status alone. A status the database refuses fails the statement; the batcher
-    # then applies the statuses one by one, so only that one fails.
+    # the status kind. Neither moves back: a late, older status leaves both alone. A status the database
+    # refuses fails the statement; the batcher then applies the statuses one by one, so only that one fails.
     statuses = [LatestValue(row.device_id, STATUS_KIND, row.payload, row.received_at) for row in rows]
     try:
         with batch_cursor() as cursor:

@@ -344,13 +344,9 @@ class HandlerService:
             # Replayed by the broker from its retained store (on every (re)subscribe): an old message, which
             # must not move the device's state back. The broker's ACL refuses retained device publishes.
             return self._reject("retained", topic)
-        raw = message.payload
-        if not isinstance(raw, bytes | bytearray):
-            raw = str(raw).encode()
-        try:
-            payload = parse_payload(raw, max_bytes=self.max_payload_bytes)
-        except PayloadRefusedError as exc:
-            return self._reject(exc.reason, topic, exc.detail)
+        payload = self._payload(message, topic)
+        if payload is None:
+            return None
         device = await get_store().lookup(username)
         if device is None:
             return self._reject("unknown_device", topic, f"username={username}")
@@ -377,6 +373,17 @@ class HandlerService:
         self.metrics.inc("processed")
         return None
 
+    def _payload(self, message: aiomqtt.Message, topic: str) -> dict[str, Any] | None:
+        """The payload when it passes payloads.py; otherwise None, the refusal counted and logged."""
+        raw = message.payload
+        if not isinstance(raw, bytes | bytearray):
+            raw = str(raw).encode()
+        try:
+            return parse_payload(raw, max_bytes=self.max_payload_bytes)
+        except PayloadRefusedError as exc:
+            self._reject(exc.reason, topic, exc.detail)
+            return None
+
     def _push_failed(self, topic: str, exc: PushFailedError) -> None:
         self.metrics.inc("ws_push_failed")
         self._log.warn("ws_push_failed", "stored but not pushed to WebSocket: topic=%s error=%s", topic, exc)
@@ -392,13 +399,9 @@ class HandlerService:
         topic = message.topic.value
         if message.retain:
             return self._reject("retained", topic)
-        raw = message.payload
-        if not isinstance(raw, bytes | bytearray):
-            raw = str(raw).encode()
-        try:
-            payload = parse_payload(raw, max_bytes=self.max_payload_bytes)
-        except PayloadRefusedError as exc:
-            return self._reject(exc.reason, topic, exc.detail)
+        payload = self._payload(message, topic)
+        if payload is None:
+            return None
         node, clientid, event = parsed
         try:
             await handler(ClientEvent(node, clientid, event, topic, payload, received_at))

@@ -60,9 +60,10 @@ _push_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batcher[Pus
     weakref.WeakKeyDictionary()
 )
 
-# A flush costs about 0.3 ms of CPU per target group (channels_redis makes four Redis round trips per
-# group_send) whatever its size: a small batch waits this long first, so pushes arriving meanwhile go out
-# in the next, larger one instead of in many small ones.
+# A flush has a fixed cost whatever its size (two Redis round trips, websocket.channel_layer's
+# group_send_many, and a channel-layer message per group for the server to pop): while fewer than
+# PUSH_LINGER_BELOW pushes wait, the oldest waits up to this long, so pushes arriving meanwhile share
+# its flush.
 PUSH_LINGER_SECONDS = 0.005
 PUSH_LINGER_BELOW = 100
 
@@ -97,7 +98,7 @@ def _push_batcher() -> Batcher[Push, BaseException | None]:
     batcher = _push_batchers.get(loop)
     if batcher is None:
         # Pushes that arrive while one batch is being sent go out together in the next: under load, one
-        # channel-layer message per group carries hundreds of events; alone, a push is sent at once.
+        # channel-layer message per group carries hundreds of events; alone, a push waits the linger.
         batcher = Batcher(
             _flush_pushes,
             max_batch=1000,
